@@ -1,0 +1,114 @@
+//! The `lucent` command line: `serve`, `check`, `openapi`. Each command returns an exit code;
+//! `main` only parses arguments and exits.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::Lucent;
+use crate::config::{self, Config};
+use crate::schema::FieldKind;
+
+#[derive(Debug, Parser)]
+#[command(name = "lucent", version, about = "A config-driven headless CMS backend")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load the config, bring the database up to date, serve HTTP.
+    Serve {
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+        /// Overrides `server.host`.
+        #[arg(long)]
+        host: Option<String>,
+        /// Overrides `server.port`; 0 picks a free port.
+        #[arg(long)]
+        port: Option<u16>,
+    },
+    /// Validate the config and every predicate; print a summary or every error.
+    Check {
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
+    /// Print the OpenAPI document.
+    Openapi {
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
+}
+
+/// Runs a parsed command.
+pub async fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Serve { config, host, port } => serve(config, host, port).await,
+        Command::Check { config } => check(config),
+        Command::Openapi { config } => match load(&config) {
+            Some(config) => {
+                // A closed pipe (`lucent openapi | head`) is not an error worth a panic.
+                let _ = writeln!(std::io::stdout().lock(), "{:#}", crate::http::openapi_document(&config));
+                ExitCode::SUCCESS
+            }
+            None => ExitCode::FAILURE,
+        },
+    }
+}
+
+fn load(path: &PathBuf) -> Option<Config> {
+    match config::load(path) {
+        Ok(config) => Some(config),
+        Err(diagnostics) => {
+            eprintln!("{diagnostics}");
+            eprintln!("{} error(s) in the configuration", diagnostics.0.len());
+            None
+        }
+    }
+}
+
+fn check(path: PathBuf) -> ExitCode {
+    let Some(config) = load(&path) else {
+        return ExitCode::FAILURE;
+    };
+    println!("{}: ok, {} collection(s)", path.display(), config.schema.collections.len());
+    for collection in &config.schema.collections {
+        let fields: Vec<String> = collection
+            .fields
+            .iter()
+            .filter(|f| !f.hidden)
+            .map(|f| match &f.kind {
+                FieldKind::Relation { to, .. } => format!("{} → {to}", f.name),
+                kind => format!("{}: {}{}", f.name, kind.name(), if f.required { "!" } else { "" }),
+            })
+            .collect();
+        let auth = if collection.auth.is_some() { " (auth)" } else { "" };
+        println!("  {}{auth}: {}", collection.slug, fields.join(", "));
+    }
+    ExitCode::SUCCESS
+}
+
+async fn serve(path: PathBuf, host: Option<String>, port: Option<u16>) -> ExitCode {
+    let Some(config) = load(&path) else {
+        return ExitCode::FAILURE;
+    };
+    let host = host.unwrap_or_else(|| config.server.host.clone());
+    let port = port.unwrap_or(config.server.port);
+    let lucent = match Lucent::from_config(config).await {
+        Ok(lucent) => lucent,
+        Err(e) => {
+            eprintln!("lucent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match crate::http::serve(lucent, &host, port).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lucent: cannot serve on {host}:{port}: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

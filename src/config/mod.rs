@@ -1,0 +1,365 @@
+//! Configuration: `lucent.toml` plus `schemas/*.toml`, environment interpolation, every problem
+//! collected with its file and key path before loading fails.
+
+mod diag;
+mod env;
+pub mod raw;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::de::DeserializeOwned;
+
+pub use diag::{Diagnostic, Diagnostics};
+use raw::{RawAuth, RawDatabase, RawEmail, RawServer};
+
+use crate::schema::{self, Schema};
+
+/// `dev` relaxes what a local machine cannot provide (a JWT secret); `prod` insists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Env {
+    Dev,
+    Prod,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub host: String,
+    pub port: u16,
+    pub env: Env,
+    pub cors_origins: Vec<String>,
+    pub body_limit: usize,
+    pub max_limit: u32,
+    pub static_dir: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseConfig {
+    /// Connection URL; a relative SQLite path is already resolved against the config's folder.
+    pub url: String,
+}
+
+#[derive(Debug, Clone)]
+pub struct PasswordPolicy {
+    pub min_length: usize,
+    pub max_length: usize,
+    pub reject_common: bool,
+    pub require_uppercase: bool,
+    pub require_lowercase: bool,
+    pub require_numbers: bool,
+    pub require_symbols: bool,
+}
+
+#[derive(Clone)]
+pub struct AuthConfig {
+    pub jwt_secret: Option<String>,
+    pub jwt_expiry: Duration,
+    pub refresh_expiry: Duration,
+    pub cookies: bool,
+    pub verify_expiry: Duration,
+    pub reset_expiry: Duration,
+    pub password: PasswordPolicy,
+}
+
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field("jwt_expiry", &self.jwt_expiry)
+            .field("refresh_expiry", &self.refresh_expiry)
+            .finish_non_exhaustive()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct EmailConfig {
+    pub transport: String,
+    pub dir: PathBuf,
+    pub url: Option<String>,
+    pub from: String,
+    pub verify_url: String,
+    pub reset_url: String,
+}
+
+/// A loaded, checked configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The config file; relative paths inside it are resolved against its folder.
+    pub file: PathBuf,
+    pub server: ServerConfig,
+    pub database: DatabaseConfig,
+    pub auth: AuthConfig,
+    pub email: EmailConfig,
+    pub schema: Schema,
+}
+
+impl Config {
+    /// The folder holding the config file.
+    pub fn root(&self) -> &Path {
+        self.file.parent().unwrap_or(Path::new("."))
+    }
+
+    /// Where Lucent keeps generated state (the dev JWT secret, the default SQLite file).
+    pub fn data_dir(&self) -> PathBuf {
+        self.root().join("data")
+    }
+}
+
+/// Loads `path` and the collection files it points to, reading `${VAR}` references from the process
+/// environment.
+///
+/// # Errors
+/// Every problem in every file, each with its location.
+pub fn load(path: &Path) -> Result<Config, Diagnostics> {
+    load_with_env(path, &|name| std::env::var(name).ok())
+}
+
+/// [`load`] with an explicit environment, for tests.
+pub fn load_with_env(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> {
+    let mut diags = Diagnostics::default();
+    let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let Some(mut doc) = read_toml(path, lookup, &mut diags) else {
+        return Err(diags);
+    };
+
+    let schemas_dir = match doc.remove("schemas") {
+        None => Some("schemas".to_string()),
+        Some(toml::Value::String(dir)) => Some(dir),
+        Some(_) => {
+            diags.push(Diagnostic::new(path, "schemas", "expected a string (a folder path)"));
+            None
+        }
+    };
+    let server: RawServer = section(&mut doc, "server", path, &mut diags);
+    let database: RawDatabase = section(&mut doc, "database", path, &mut diags);
+    let auth: RawAuth = section(&mut doc, "auth", path, &mut diags);
+    let email: RawEmail = section(&mut doc, "email", path, &mut diags);
+
+    let mut sources = Vec::new();
+    match doc.remove("collections") {
+        None => {}
+        Some(toml::Value::Table(collections)) => {
+            for (slug, value) in collections {
+                match value {
+                    toml::Value::Table(table) => sources.push(schema::Source {
+                        file: path.to_path_buf(),
+                        prefix: format!("collections.{slug}."),
+                        slug: Some(slug),
+                        table,
+                    }),
+                    _ => diags.push(Diagnostic::new(path, format!("collections.{slug}"), "expected a table")),
+                }
+            }
+        }
+        Some(_) => diags.push(Diagnostic::new(path, "collections", "expected a table of collections")),
+    }
+    for key in doc.keys() {
+        diags.push(Diagnostic::new(path, key, format!("unknown key `{key}`")));
+    }
+    if let Some(dir) = schemas_dir {
+        collect_schema_files(&root.join(dir), lookup, &mut sources, &mut diags);
+    }
+
+    let server = build_server(server, path, &root, lookup, &mut diags);
+    let database = build_database(database, &root, lookup);
+    let auth = build_auth(auth, path, &mut diags);
+    let email = build_email(email, &root);
+    let schema = match Schema::build(sources) {
+        Ok(schema) => schema,
+        Err(errors) => {
+            diags.0.extend(errors.0);
+            Schema::default()
+        }
+    };
+    diags.finish(Config { file: path.to_path_buf(), server, database, auth, email, schema })
+}
+
+fn read_toml(path: &Path, lookup: &dyn Fn(&str) -> Option<String>, diags: &mut Diagnostics) -> Option<toml::Table> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) => {
+            diags.push(Diagnostic::new(path, "", format!("cannot read: {e}")));
+            return None;
+        }
+    };
+    let table: toml::Table = match toml::from_str(&text) {
+        Ok(table) => table,
+        Err(e) => {
+            diags.push(Diagnostic::new(path, "", format!("invalid TOML: {}", e.to_string().trim())));
+            return None;
+        }
+    };
+    let mut value = toml::Value::Table(table);
+    let mut missing = Vec::new();
+    env::interpolate(&mut value, "", lookup, &mut missing);
+    for (key, var) in missing {
+        diags.push(Diagnostic::new(path, key, format!("environment variable `{var}` is not set and has no default")));
+    }
+    match value {
+        toml::Value::Table(table) => Some(table),
+        _ => None,
+    }
+}
+
+fn collect_schema_files(
+    dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    sources: &mut Vec<schema::Source>,
+    diags: &mut Diagnostics,
+) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return; // a missing folder means no collection files
+    };
+    let mut files: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
+        .collect();
+    files.sort();
+    for file in files {
+        if let Some(table) = read_toml(&file, lookup, diags) {
+            let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
+            sources.push(schema::Source { file, prefix: String::new(), slug: stem, table });
+        }
+    }
+}
+
+/// Deserializes one top-level section on its own, so its errors carry its name.
+pub(crate) fn section<T: DeserializeOwned + Default>(
+    doc: &mut toml::Table,
+    key: &str,
+    file: &Path,
+    diags: &mut Diagnostics,
+) -> T {
+    match doc.remove(key) {
+        None => T::default(),
+        Some(value) => decode(value, file, key, diags).unwrap_or_default(),
+    }
+}
+
+/// Deserializes `value`, reporting a failure at `path`.
+pub(crate) fn decode<T: DeserializeOwned>(value: toml::Value, file: &Path, path: &str, diags: &mut Diagnostics) -> Option<T> {
+    match value.try_into::<T>() {
+        Ok(parsed) => Some(parsed),
+        Err(e) => {
+            diags.push(Diagnostic::new(file, path, e.message().trim().to_string()));
+            None
+        }
+    }
+}
+
+/// Parses a duration such as `15m`, `7d`, `12h` or `45s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("invalid duration `{text}`: {e}"))
+}
+
+fn duration(value: Option<String>, default: Duration, file: &Path, path: &str, diags: &mut Diagnostics) -> Duration {
+    match value {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+            diags.push(Diagnostic::new(file, path, e));
+            default
+        }),
+    }
+}
+
+fn build_server(
+    raw: RawServer,
+    file: &Path,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> ServerConfig {
+    let env_name = lookup("LUCENT_ENV").or(raw.env).unwrap_or_else(|| "dev".into());
+    let env = match env_name.as_str() {
+        "dev" => Env::Dev,
+        "prod" => Env::Prod,
+        other => {
+            diags.push(Diagnostic::new(file, "server.env", format!("expected \"dev\" or \"prod\", got \"{other}\"")));
+            Env::Dev
+        }
+    };
+    let body_limit = match raw.body_limit {
+        None => 1024 * 1024,
+        Some(text) => match text.parse::<bytesize::ByteSize>() {
+            Ok(size) => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
+            Err(e) => {
+                diags.push(Diagnostic::new(file, "server.body_limit", format!("invalid size `{text}`: {e}")));
+                1024 * 1024
+            }
+        },
+    };
+    let max_limit = raw.max_limit.unwrap_or(100);
+    if max_limit == 0 {
+        diags.push(Diagnostic::new(file, "server.max_limit", "must be at least 1"));
+    }
+    for (i, origin) in raw.cors_origins.iter().flatten().enumerate() {
+        if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+            diags.push(Diagnostic::new(
+                file,
+                format!("server.cors_origins[{i}]"),
+                format!("`{origin}` is not an origin (scheme://host[:port], no path)"),
+            ));
+        }
+    }
+    ServerConfig {
+        host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
+        port: raw.port.unwrap_or(8080),
+        env,
+        cors_origins: raw.cors_origins.unwrap_or_default(),
+        body_limit,
+        max_limit: max_limit.max(1),
+        static_dir: raw.static_dir.map(|dir| root.join(dir)),
+    }
+}
+
+fn build_database(raw: RawDatabase, root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> DatabaseConfig {
+    let url = lookup("LUCENT_DATABASE_URL").or(raw.url).unwrap_or_else(|| "sqlite://data/lucent.db".into());
+    DatabaseConfig { url: resolve_sqlite_path(&url, root) }
+}
+
+/// Makes a relative `sqlite://` path relative to the config folder rather than the working one.
+fn resolve_sqlite_path(url: &str, root: &Path) -> String {
+    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+        return url.to_string();
+    };
+    if rest.starts_with('/') || rest.starts_with(":memory:") || root.as_os_str().is_empty() {
+        return format!("sqlite://{rest}");
+    }
+    format!("sqlite://{}", root.join(rest).display())
+}
+
+fn build_auth(raw: RawAuth, file: &Path, diags: &mut Diagnostics) -> AuthConfig {
+    let password = raw.password.unwrap_or_default();
+    let policy = PasswordPolicy {
+        min_length: password.min_length.unwrap_or(12),
+        max_length: password.max_length.unwrap_or(256),
+        reject_common: password.reject_common.unwrap_or(true),
+        require_uppercase: password.require_uppercase.unwrap_or(false),
+        require_lowercase: password.require_lowercase.unwrap_or(false),
+        require_numbers: password.require_numbers.unwrap_or(false),
+        require_symbols: password.require_symbols.unwrap_or(false),
+    };
+    if policy.min_length > policy.max_length {
+        diags.push(Diagnostic::new(file, "auth.password.min_length", "is greater than max_length"));
+    }
+    AuthConfig {
+        jwt_secret: raw.jwt_secret.filter(|s| !s.is_empty()),
+        jwt_expiry: duration(raw.jwt_expiry, Duration::from_secs(15 * 60), file, "auth.jwt_expiry", diags),
+        refresh_expiry: duration(raw.refresh_expiry, Duration::from_secs(30 * 86400), file, "auth.refresh_expiry", diags),
+        cookies: raw.cookies.unwrap_or(true),
+        verify_expiry: duration(raw.verify_expiry, Duration::from_secs(86400), file, "auth.verify_expiry", diags),
+        reset_expiry: duration(raw.reset_expiry, Duration::from_secs(3600), file, "auth.reset_expiry", diags),
+        password: policy,
+    }
+}
+
+fn build_email(raw: RawEmail, root: &Path) -> EmailConfig {
+    EmailConfig {
+        transport: raw.transport.unwrap_or_else(|| "log".into()),
+        dir: root.join(raw.dir.unwrap_or_else(|| "data/outbox".into())),
+        url: raw.url,
+        from: raw.from.unwrap_or_else(|| "Lucent <no-reply@localhost>".into()),
+        verify_url: raw.verify_url.unwrap_or_else(|| "http://localhost:8080/verify?token={token}".into()),
+        reset_url: raw.reset_url.unwrap_or_else(|| "http://localhost:8080/reset?token={token}".into()),
+    }
+}

@@ -1,0 +1,234 @@
+//! Tables, indexes and constraints for a schema, rendered per engine.
+
+use sea_orm::sea_query::{
+    Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, StringLen, Table,
+    TableCreateStatement,
+};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+
+use crate::schema::{Collection, Field, FieldKind, OnDelete, Schema};
+
+/// The column type a field is stored in, chosen per engine so results read back identically.
+pub fn column_type(field: &Field, backend: DbBackend) -> ColumnType {
+    match &field.kind {
+        FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => match backend {
+            // MySQL cannot index TEXT without a prefix length.
+            DbBackend::MySql if field.unique || field.index => {
+                ColumnType::String(StringLen::N(field.max_length.unwrap_or(255).min(768) as u32))
+            }
+            _ => ColumnType::Text,
+        },
+        FieldKind::Relation { .. } => ColumnType::String(StringLen::N(64)),
+        FieldKind::Integer => ColumnType::BigInteger,
+        FieldKind::Number => ColumnType::Double,
+        FieldKind::Boolean => ColumnType::Boolean,
+        FieldKind::Datetime => datetime_type(backend),
+        FieldKind::Json => match backend {
+            DbBackend::Postgres => ColumnType::JsonBinary,
+            DbBackend::MySql => ColumnType::Json,
+            _ => ColumnType::Text,
+        },
+    }
+}
+
+fn datetime_type(backend: DbBackend) -> ColumnType {
+    match backend {
+        // MySQL's TIMESTAMP keeps whole seconds and ends in 2038.
+        DbBackend::MySql => ColumnType::DateTime,
+        _ => ColumnType::TimestampWithTimeZone,
+    }
+}
+
+/// `CREATE TABLE` for a collection. Foreign keys are included only when `with_foreign_keys`
+/// (SQLite has no `ALTER TABLE ... ADD CONSTRAINT`, other engines add them once every table exists).
+pub fn table_statement(collection: &Collection, backend: DbBackend, with_foreign_keys: bool) -> TableCreateStatement {
+    let mut table = Table::create();
+    table.table(Alias::new(&collection.slug)).if_not_exists();
+    table.col(ColumnDef::new_with_type(Alias::new("id"), ColumnType::String(StringLen::N(64))).not_null().primary_key());
+    for field in &collection.fields {
+        let mut column = ColumnDef::new_with_type(Alias::new(&field.name), column_type(field, backend));
+        if field.required {
+            column.not_null();
+        }
+        table.col(column);
+    }
+    table.col(ColumnDef::new_with_type(Alias::new("createdAt"), datetime_type(backend)).not_null());
+    table.col(ColumnDef::new_with_type(Alias::new("updatedAt"), datetime_type(backend)).not_null());
+    if with_foreign_keys {
+        for field in &collection.fields {
+            if let FieldKind::Relation { to, on_delete } = &field.kind {
+                table.foreign_key(&mut foreign_key(collection, field, to, *on_delete));
+            }
+        }
+    }
+    table.to_owned()
+}
+
+fn foreign_key(collection: &Collection, field: &Field, to: &str, on_delete: OnDelete) -> sea_orm::sea_query::ForeignKeyCreateStatement {
+    let action = match on_delete {
+        OnDelete::SetNull => ForeignKeyAction::SetNull,
+        OnDelete::Cascade => ForeignKeyAction::Cascade,
+        OnDelete::Restrict => ForeignKeyAction::Restrict,
+    };
+    ForeignKey::create()
+        .name(format!("fk_{}_{}", collection.slug, field.name))
+        .from(Alias::new(&collection.slug), Alias::new(&field.name))
+        .to(Alias::new(to), Alias::new("id"))
+        .on_delete(action)
+        .to_owned()
+}
+
+/// Index statements of a collection: the default sort, declared indexes, unique constraints.
+/// Case-insensitive unique fields need an expression index, returned as raw SQL.
+pub fn index_statements(collection: &Collection, backend: DbBackend) -> (Vec<IndexCreateStatement>, Vec<String>) {
+    let table = Alias::new(&collection.slug);
+    let mut indexes = vec![
+        Index::create()
+            .name(format!("ix_{}_created", collection.slug))
+            .table(table.clone())
+            .col(Alias::new("createdAt"))
+            .col(Alias::new("id"))
+            .if_not_exists()
+            .to_owned(),
+    ];
+    let mut raw = Vec::new();
+    for field in &collection.fields {
+        let lowered = field.case_insensitive && field.kind != FieldKind::Email;
+        if field.unique && lowered && backend != DbBackend::MySql {
+            // Identifiers come from the checked schema (^[a-z][a-z0-9_-]*$ and ^[A-Za-z][A-Za-z0-9_]*$).
+            raw.push(format!(
+                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{slug}_{name}\" ON \"{slug}\" (lower(\"{name}\"))",
+                slug = collection.slug,
+                name = field.name
+            ));
+        } else if field.unique {
+            indexes.push(
+                Index::create()
+                    .name(unique_index_name(collection, field))
+                    .table(table.clone())
+                    .col(Alias::new(&field.name))
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            );
+        } else if field.index || matches!(field.kind, FieldKind::Relation { .. }) {
+            indexes.push(
+                Index::create()
+                    .name(format!("ix_{}_{}", collection.slug, field.name))
+                    .table(table.clone())
+                    .col(Alias::new(&field.name))
+                    .if_not_exists()
+                    .to_owned(),
+            );
+        }
+    }
+    (indexes, raw)
+}
+
+/// The name of the unique index of a field, which unique-violation errors are matched against.
+pub fn unique_index_name(collection: &Collection, field: &Field) -> String {
+    format!("uq_{}_{}", collection.slug, field.name)
+}
+
+/// Every statement that creates `schema` on `backend`, in order; used by `create_schema` and the
+/// DDL tests.
+pub fn table_statements(schema: &Schema, backend: DbBackend) -> Vec<Statement> {
+    let inline_foreign_keys = backend == DbBackend::Sqlite;
+    let mut statements = Vec::new();
+    for collection in &schema.collections {
+        statements.push(backend.build(&table_statement(collection, backend, inline_foreign_keys)));
+    }
+    for collection in &schema.collections {
+        let (indexes, raw) = index_statements(collection, backend);
+        statements.extend(indexes.iter().map(|index| backend.build(index)));
+        statements.extend(raw.into_iter().map(|sql| Statement::from_string(backend, sql)));
+    }
+    statements
+}
+
+async fn table_exists(db: &impl ConnectionTrait, name: &str) -> Result<bool, DbErr> {
+    let backend = db.get_database_backend();
+    let sql = match backend {
+        DbBackend::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
+        DbBackend::Postgres => "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
+        _ => "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+    };
+    let found = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()])).await?;
+    Ok(found.is_some())
+}
+
+/// Creates every missing table, index and constraint of `schema`, and Lucent's system tables.
+///
+/// # Errors
+/// When a statement fails.
+pub async fn create_schema(db: &impl ConnectionTrait, schema: &Schema) -> Result<(), DbErr> {
+    let backend = db.get_database_backend();
+    let mut created = Vec::new();
+    for collection in &schema.collections {
+        if !table_exists(db, &collection.slug).await? {
+            created.push(collection);
+        }
+    }
+    for statement in table_statements(schema, backend) {
+        db.execute_raw(statement).await?;
+    }
+    if backend != DbBackend::Sqlite {
+        for collection in created {
+            for field in &collection.fields {
+                if let FieldKind::Relation { to, on_delete } = &field.kind {
+                    let add = Table::alter()
+                        .table(Alias::new(&collection.slug))
+                        .add_foreign_key(&foreign_key(collection, field, to, *on_delete).get_foreign_key().to_owned())
+                        .to_owned();
+                    db.execute(&add).await?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::Source;
+
+    fn schema(text: &str) -> Schema {
+        let table: toml::Table = toml::from_str(text).unwrap();
+        Schema::build(vec![Source { file: "t.toml".into(), prefix: String::new(), slug: Some("posts".into()), table }]).unwrap()
+    }
+
+    #[test]
+    fn ddl_per_engine() {
+        let s = schema(
+            r#"
+            [fields]
+            title = { type = "string", required = true, unique = true }
+            views = { type = "integer", index = true }
+            data = { type = "json" }
+            when = { type = "datetime" }
+            parent = { type = "relation", to = "posts", on_delete = "cascade" }
+            "#,
+        );
+        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite).into_iter().map(|s| s.sql).collect();
+        assert_eq!(
+            sqlite[0],
+            r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" bigint, "data" text, "when" timestamp_with_timezone_text, "parent" varchar(64), "createdAt" timestamp_with_timezone_text NOT NULL, "updatedAt" timestamp_with_timezone_text NOT NULL, CONSTRAINT "fk_posts_parent" FOREIGN KEY ("parent") REFERENCES "posts" ("id") ON DELETE CASCADE )"#
+        );
+        assert!(sqlite.contains(&r#"CREATE UNIQUE INDEX IF NOT EXISTS "uq_posts_title" ON "posts" ("title")"#.to_string()), "{sqlite:#?}");
+        assert!(sqlite.contains(&r#"CREATE INDEX IF NOT EXISTS "ix_posts_views" ON "posts" ("views")"#.to_string()), "{sqlite:#?}");
+
+        let postgres: Vec<String> = table_statements(&s, DbBackend::Postgres).into_iter().map(|s| s.sql).collect();
+        assert_eq!(
+            postgres[0],
+            r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" bigint, "data" jsonb, "when" timestamp with time zone, "parent" varchar(64), "createdAt" timestamp with time zone NOT NULL, "updatedAt" timestamp with time zone NOT NULL )"#
+        );
+    }
+
+    #[test]
+    fn username_login_is_unique_regardless_of_case() {
+        let s = schema("auth = { login_field = \"username\" }");
+        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite).into_iter().map(|s| s.sql).collect();
+        assert!(sqlite.iter().any(|sql| sql.contains("(lower(\"username\"))")), "{sqlite:#?}");
+    }
+}

@@ -1,0 +1,87 @@
+//! The error envelope `{"error": {code, message, details}}` and the one mapping from every
+//! subsystem's errors to HTTP statuses. 5xx detail goes to the log, never to the client.
+
+use poem::http::StatusCode;
+use poem::{IntoResponse, Response};
+use serde_json::json;
+
+use crate::records;
+use crate::schema::FieldError;
+
+/// An error answer.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub details: Vec<FieldError>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), details: Vec::new() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::BAD_REQUEST, "bad_request", message)
+    }
+
+    pub fn not_found() -> Self {
+        Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    /// A 500 whose cause is logged here and not shown.
+    pub fn internal(cause: &dyn std::fmt::Display) -> Self {
+        tracing::error!(error = %cause, "internal error");
+        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+    }
+
+    /// The error for a poem-level failure (no route, wrong method, unreadable request).
+    pub fn from_status(status: StatusCode) -> Self {
+        match status {
+            StatusCode::NOT_FOUND => Self::not_found(),
+            StatusCode::METHOD_NOT_ALLOWED => Self::new(status, "method_not_allowed", "method not allowed"),
+            StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload_too_large", "the body is too large"),
+            s if s.is_server_error() => Self::internal(&s),
+            s => Self::new(s, "bad_request", s.canonical_reason().unwrap_or("bad request")),
+        }
+    }
+}
+
+impl From<records::Error> for ApiError {
+    fn from(error: records::Error) -> Self {
+        use records::Error;
+        match error {
+            Error::NotFound => Self::not_found(),
+            Error::Validation(details) => Self {
+                status: StatusCode::BAD_REQUEST,
+                code: "validation_failed",
+                message: format!("{} field(s) failed validation", details.len()),
+                details,
+            },
+            Error::BadRequest(message) => Self::bad_request(message),
+            Error::Unique { field } => Self {
+                status: StatusCode::CONFLICT,
+                code: "unique_violation",
+                message: format!("{field} is already taken"),
+                details: vec![FieldError::new(&field, "unique", format!("{field} is already taken"))],
+            },
+            Error::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
+            Error::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "authentication required"),
+            Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::Database(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let details: Vec<_> =
+            self.details.iter().map(|d| json!({"field": d.field, "code": d.code, "message": d.message})).collect();
+        let body = json!({"error": {"code": self.code, "message": self.message, "details": details}});
+        Response::builder()
+            .status(self.status)
+            .content_type("application/json")
+            .body(body.to_string())
+    }
+}

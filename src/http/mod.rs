@@ -1,0 +1,131 @@
+//! The HTTP adapter: routes, thin handlers over the library API, the error envelope, request
+//! logging, and the OpenAPI document built from the schema.
+
+mod body;
+mod collections;
+pub mod error;
+mod openapi;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::middleware::CatchPanic;
+use poem::web::Html;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+
+pub use error::ApiError;
+pub use openapi::document as openapi_document;
+
+use crate::Lucent;
+
+/// What handlers share: the app and what was rendered from its config once at startup.
+#[derive(Clone)]
+pub(crate) struct State {
+    pub lucent: Lucent,
+    pub openapi: Arc<String>,
+    pub swagger: Arc<String>,
+}
+
+/// Every route of the app, with logging, panic catching and error envelopes around them.
+pub fn app(lucent: Lucent) -> impl Endpoint {
+    let document = openapi::document(&lucent.config).to_string();
+    let swagger = openapi::swagger_html(&document);
+    let state = State { lucent, openapi: Arc::new(document), swagger: Arc::new(swagger) };
+    Route::new()
+        .at("/api/health", get(health))
+        .at("/api/openapi.json", get(openapi_json))
+        .at("/api/docs", get(swagger_ui))
+        .at("/api/:collection", get(collections::list).post(collections::create))
+        .at(
+            "/api/:collection/:id",
+            get(collections::get_one).patch(collections::update).delete(collections::delete),
+        )
+        .data(state)
+        .with(CatchPanic::new().with_handler(|_| ApiError::internal(&"a handler panicked")))
+        .around(log_and_envelope)
+}
+
+/// One log line per request; poem-level errors (no route, wrong method) become envelopes.
+async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Result<Response> {
+    let started = Instant::now();
+    let method = request.method().clone();
+    let path = request.uri().path().to_string();
+    let response = match next.call(request).await {
+        Ok(response) => response.into_response(),
+        Err(error) => ApiError::from_status(error.status()).into_response(),
+    };
+    tracing::info!(
+        method = %method,
+        path = %path,
+        status = response.status().as_u16(),
+        latency_us = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    Ok(response)
+}
+
+#[handler]
+async fn health(state: poem::web::Data<&State>) -> Response {
+    match state.lucent.database().ping().await {
+        Ok(()) => collections::json(poem::http::StatusCode::OK, &serde_json::json!({"status": "ok"})),
+        Err(e) => ApiError::new(poem::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database does not answer")
+            .into_response_logged(&e),
+    }
+}
+
+impl ApiError {
+    fn into_response_logged(self, cause: &dyn std::fmt::Display) -> Response {
+        tracing::error!(error = %cause, "{}", self.message);
+        self.into_response()
+    }
+}
+
+#[handler]
+async fn openapi_json(state: poem::web::Data<&State>) -> Response {
+    Response::builder().content_type("application/json").body(state.openapi.as_str().to_owned())
+}
+
+#[handler]
+async fn swagger_ui(state: poem::web::Data<&State>) -> Html<String> {
+    Html(state.swagger.as_str().to_owned())
+}
+
+/// Serves `lucent` on `host:port` until SIGINT or SIGTERM, then finishes in-flight requests and
+/// closes the database. `port = 0` picks a free port; the bound address is printed on stdout as
+/// `listening on http://ADDR` once requests are accepted.
+///
+/// # Errors
+/// When the address cannot be bound.
+pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()> {
+    let database = lucent.database().clone();
+    let acceptor = TcpListener::bind(format!("{host}:{port}")).into_acceptor().await?;
+    for addr in acceptor.local_addr() {
+        if let Some(addr) = addr.as_socket_addr() {
+            println!("listening on http://{addr}");
+            tracing::info!(%addr, "listening");
+        }
+    }
+    let result = Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app(lucent), shutdown_signal(), Some(Duration::from_secs(30)))
+        .await;
+    database.close().await;
+    tracing::info!("stopped");
+    result
+}
+
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,163 @@
+//! List parameters (`sort`, `limit`, `page`, `select`) parsed into checked values.
+
+use super::Error;
+use crate::db::Column;
+use crate::schema::Collection;
+
+/// Most sort keys a list may name.
+pub const MAX_SORT_KEYS: usize = 5;
+
+/// List parameters as they arrive (query-string values); [`ListQuery::parse`] checks them.
+#[derive(Debug, Clone, Default)]
+pub struct ListParams {
+    pub filter: Option<String>,
+    pub sort: Option<String>,
+    pub limit: Option<String>,
+    pub page: Option<String>,
+    pub select: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ListQuery {
+    pub sort: Vec<(Column, bool)>,
+    pub limit: u64,
+    pub page: u64,
+    /// `None` = every readable field.
+    pub select: Option<Vec<Column>>,
+}
+
+/// The one error for a field a caller may not name: unknown, hidden and unreadable fields all read
+/// the same, so none can be told apart.
+pub fn unknown_field(name: &str) -> Error {
+    Error::BadRequest(format!("unknown field \"{name}\""))
+}
+
+/// Resolves a field name a caller may use, honouring `readable`.
+pub fn column(collection: &Collection, name: &str, readable: &dyn Fn(usize) -> bool) -> Result<Column, Error> {
+    match name {
+        "id" => Ok(Column::Id),
+        "createdAt" => Ok(Column::CreatedAt),
+        "updatedAt" => Ok(Column::UpdatedAt),
+        _ => collection
+            .fields
+            .iter()
+            .position(|f| f.name == name)
+            .filter(|&i| readable(i))
+            .map(Column::Field)
+            .ok_or_else(|| unknown_field(name)),
+    }
+}
+
+impl ListQuery {
+    /// # Errors
+    /// `BadRequest` naming the first bad parameter.
+    pub fn parse(params: &ListParams, collection: &Collection, max_limit: u64, readable: &dyn Fn(usize) -> bool) -> Result<Self, Error> {
+        let limit = match params.limit.as_deref() {
+            None => 20.min(max_limit),
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if (1..=max_limit).contains(&n) => n,
+                _ => return Err(Error::BadRequest(format!("limit must be an integer from 1 to {max_limit}"))),
+            },
+        };
+        let page = match params.page.as_deref() {
+            None => 1,
+            Some(text) => match text.parse::<u64>() {
+                Ok(n) if (1..=1_000_000_000).contains(&n) => n,
+                _ => return Err(Error::BadRequest("page must be a positive integer".into())),
+            },
+        };
+        let sort = match params.sort.as_deref() {
+            None => vec![(Column::CreatedAt, true)],
+            Some(text) => {
+                let keys: Vec<&str> = text.split(',').map(str::trim).collect();
+                if keys.len() > MAX_SORT_KEYS {
+                    return Err(Error::BadRequest(format!("sort takes at most {MAX_SORT_KEYS} fields")));
+                }
+                let mut sort = Vec::with_capacity(keys.len());
+                for key in keys {
+                    let (name, descending) = match key.strip_prefix('-') {
+                        Some(name) => (name, true),
+                        None => (key.strip_prefix('+').unwrap_or(key), false),
+                    };
+                    if name.is_empty() {
+                        return Err(Error::BadRequest("sort has an empty field name".into()));
+                    }
+                    sort.push((column(collection, name, readable)?, descending));
+                }
+                sort
+            }
+        };
+        let select = match params.select.as_deref() {
+            None => None,
+            Some(text) => {
+                let mut columns = vec![Column::Id];
+                for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                    let column = column(collection, name, readable)?;
+                    if !columns.contains(&column) {
+                        columns.push(column);
+                    }
+                }
+                Some(columns)
+            }
+        };
+        Ok(Self { sort, limit, page, select })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::schema::{Schema, Source};
+
+    fn posts() -> Collection {
+        let table: toml::Table = toml::from_str(
+            r#"
+            [fields]
+            title = { type = "string" }
+            secret = { type = "string", hidden = true }
+            "#,
+        )
+        .unwrap();
+        let schema = Schema::build(vec![Source { file: "t".into(), prefix: String::new(), slug: Some("posts".into()), table }]).unwrap();
+        schema.collections[0].clone()
+    }
+
+    fn parse(sort: Option<&str>, limit: Option<&str>, page: Option<&str>, select: Option<&str>) -> Result<ListQuery, String> {
+        let c = posts();
+        let visible = |i: usize| !c.fields[i].hidden;
+        let params = ListParams {
+            filter: None,
+            sort: sort.map(Into::into),
+            limit: limit.map(Into::into),
+            page: page.map(Into::into),
+            select: select.map(Into::into),
+        };
+        ListQuery::parse(&params, &c, 100, &visible).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn parameter_table() {
+        let ok = parse(Some("-title,id"), Some("5"), Some("2"), Some("title")).unwrap();
+        assert_eq!(ok.sort, vec![(Column::Field(0), true), (Column::Id, false)]);
+        assert_eq!((ok.limit, ok.page), (5, 2));
+        assert_eq!(ok.select, Some(vec![Column::Id, Column::Field(0)]));
+        let default = parse(None, None, None, None).unwrap();
+        assert_eq!((default.sort, default.limit, default.page), (vec![(Column::CreatedAt, true)], 20, 1));
+
+        let errors = [
+            (parse(Some("secret"), None, None, None), "unknown field \"secret\""),
+            (parse(Some("nope"), None, None, None), "unknown field \"nope\""),
+            (parse(None, None, None, Some("secret")), "unknown field \"secret\""),
+            (parse(Some("a,b,c,d,e,f"), None, None, None), "sort takes at most 5 fields"),
+            (parse(Some("-"), None, None, None), "sort has an empty field name"),
+            (parse(None, Some("101"), None, None), "limit must be an integer from 1 to 100"),
+            (parse(None, Some("0"), None, None), "limit must be an integer from 1 to 100"),
+            (parse(None, Some("x"), None, None), "limit must be an integer from 1 to 100"),
+            (parse(None, None, Some("0"), None), "page must be a positive integer"),
+            (parse(None, None, Some("-1"), None), "page must be a positive integer"),
+        ];
+        for (got, expected) in errors {
+            assert_eq!(got.unwrap_err(), expected);
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! Access predicates and list filters (being written).

@@ -1,0 +1,336 @@
+//! Raw collection tables → checked [`Collection`]s, every problem reported with its key path.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use regex::Regex;
+
+use super::{
+    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, OnDelete, PredicateSource,
+    Schema, SYSTEM_FIELDS, Value,
+};
+use crate::config::raw::{RawAccess, RawAuthCollection, RawCollection, RawField, RawFieldAccess};
+use crate::config::{Diagnostic, Diagnostics, decode, parse_duration};
+
+static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
+static FIELD_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_]{0,62}$").expect("valid regex"));
+
+/// Route segments that auth collections use, which a collection slug must not shadow.
+const RESERVED_SLUGS: [&str; 3] = ["health", "openapi.json", "docs"];
+
+/// One collection table as found in a file, before checking.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub file: PathBuf,
+    /// Key path of the table inside its file, ending in `.` (empty for a whole schema file).
+    pub prefix: String,
+    /// The slug the location implies (table key or file stem); a `slug` key overrides it.
+    pub slug: Option<String>,
+    pub table: toml::Table,
+}
+
+impl Schema {
+    /// Checks every collection and builds the schema.
+    ///
+    /// # Errors
+    /// Every problem in every collection.
+    pub fn build(sources: Vec<Source>) -> Result<Schema, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut collections: Vec<Collection> = Vec::new();
+        for source in sources {
+            if let Some(collection) = build_collection(source, &mut diags) {
+                if collections.iter().any(|c| c.slug == collection.slug) {
+                    diags.push(Diagnostic::new(
+                        &collection.file,
+                        format!("{}slug", collection.prefix),
+                        format!("duplicate collection slug `{}`", collection.slug),
+                    ));
+                    continue;
+                }
+                collections.push(collection);
+            }
+        }
+        for collection in &collections {
+            for field in &collection.fields {
+                if let FieldKind::Relation { to, .. } = &field.kind
+                    && !collections.iter().any(|c| &c.slug == to)
+                {
+                    diags.push(Diagnostic::new(
+                        &collection.file,
+                        format!("{}fields.{}.to", collection.prefix, field.name),
+                        format!("relation to unknown collection `{to}`"),
+                    ));
+                }
+            }
+        }
+        diags.finish(Schema::new(collections))
+    }
+}
+
+fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collection> {
+    let Source { file, prefix, slug, table } = source;
+    let at = |key: &str| format!("{prefix}{key}");
+    let raw: RawCollection = decode(toml::Value::Table(table), &file, prefix.trim_end_matches('.'), diags)?;
+    let slug = raw.slug.or(slug).unwrap_or_default();
+    if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
+        diags.push(Diagnostic::new(&file, at("slug"), format!("invalid collection slug `{slug}` (expected ^[a-z][a-z0-9_-]{{0,62}}$, not a reserved route)")));
+    }
+
+    let mut fields = Vec::new();
+    for (name, value) in raw.fields.unwrap_or_default() {
+        let path = at(&format!("fields.{name}"));
+        if SYSTEM_FIELDS.contains(&name.as_str()) {
+            diags.push(Diagnostic::new(&file, &path, format!("`{name}` is a system field and cannot be declared")));
+            continue;
+        }
+        if !FIELD_NAME.is_match(&name) {
+            diags.push(Diagnostic::new(&file, &path, format!("invalid field name `{name}` (expected ^[A-Za-z][A-Za-z0-9_]{{0,62}}$)")));
+            continue;
+        }
+        if let Some(raw_field) = decode::<RawField>(value, &file, &path, diags)
+            && let Some(field) = build_field(&name, raw_field, &file, &path, diags)
+        {
+            fields.push(field);
+        }
+    }
+
+    let access = match raw.access {
+        None => CollectionAccess::default(),
+        Some(value) => decode::<RawAccess>(value, &file, &at("access"), diags)
+            .map(|a| CollectionAccess {
+                read: predicate(a.read, &at("access.read")),
+                create: predicate(a.create, &at("access.create")),
+                update: predicate(a.update, &at("access.update")),
+                delete: predicate(a.delete, &at("access.delete")),
+            })
+            .unwrap_or_default(),
+    };
+
+    let auth = match raw.auth {
+        None | Some(toml::Value::Boolean(false)) => None,
+        Some(toml::Value::Boolean(true)) => Some(RawAuthCollection::default()),
+        Some(value @ toml::Value::Table(_)) => decode::<RawAuthCollection>(value, &file, &at("auth"), diags),
+        Some(_) => {
+            diags.push(Diagnostic::new(&file, at("auth"), "expected true, false or a table of auth options"));
+            None
+        }
+    };
+    let auth = auth.and_then(|raw_auth| build_auth(raw_auth, &mut fields, &file, &prefix, diags));
+
+    Some(Collection { label: raw.label.unwrap_or_else(|| slug.clone()), slug, fields, auth, access, file, prefix })
+}
+
+fn predicate(source: Option<String>, path: &str) -> Option<PredicateSource> {
+    source.map(|source| PredicateSource { source, path: path.to_string() })
+}
+
+fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mut Diagnostics) -> Option<Field> {
+    let before = diags.0.len();
+    let mut report = |key: &str, message: String| diags.push(Diagnostic::new(file, format!("{path}.{key}"), message));
+    let kind = match raw.kind.as_str() {
+        "string" => FieldKind::String,
+        "text" => FieldKind::Text,
+        "email" => FieldKind::Email,
+        "integer" => FieldKind::Integer,
+        "number" => FieldKind::Number,
+        "boolean" => FieldKind::Boolean,
+        "datetime" => FieldKind::Datetime,
+        "json" => FieldKind::Json,
+        "select" => match &raw.options {
+            Some(options) if !options.is_empty() => FieldKind::Select(options.clone()),
+            _ => {
+                report("options", "a select field needs a non-empty `options` list".into());
+                FieldKind::Select(Vec::new())
+            }
+        },
+        "relation" => {
+            let on_delete = match raw.on_delete.as_deref() {
+                None | Some("set_null") => OnDelete::SetNull,
+                Some("cascade") => OnDelete::Cascade,
+                Some("restrict") => OnDelete::Restrict,
+                Some(other) => {
+                    report("on_delete", format!("expected \"set_null\", \"cascade\" or \"restrict\", got \"{other}\""));
+                    OnDelete::SetNull
+                }
+            };
+            match &raw.to {
+                Some(to) => FieldKind::Relation { to: to.clone(), on_delete },
+                None => {
+                    report("to", "a relation field needs `to = \"<collection>\"`".into());
+                    FieldKind::Relation { to: String::new(), on_delete }
+                }
+            }
+        }
+        other => {
+            report(
+                "type",
+                format!("unknown field type `{other}` (expected string, text, email, integer, number, boolean, select, datetime, json or relation)"),
+            );
+            return None;
+        }
+    };
+    if raw.options.is_some() && !matches!(kind, FieldKind::Select(_)) {
+        report("options", "`options` applies only to select fields".into());
+    }
+    if (raw.to.is_some() || raw.on_delete.is_some()) && !matches!(kind, FieldKind::Relation { .. }) {
+        report("to", "`to` and `on_delete` apply only to relation fields".into());
+    }
+    if (raw.min.is_some() || raw.max.is_some()) && !matches!(kind, FieldKind::Integer | FieldKind::Number) {
+        report("min", "`min` and `max` apply only to integer and number fields".into());
+    }
+    if (raw.min_length.is_some() || raw.max_length.is_some() || raw.pattern.is_some()) && !kind.is_textual() {
+        report("max_length", "`min_length`, `max_length` and `pattern` apply only to string-like fields".into());
+    }
+    if let (Some(min), Some(max)) = (raw.min, raw.max)
+        && min > max
+    {
+        report("min", "`min` is greater than `max`".into());
+    }
+    if let (Some(min), Some(max)) = (raw.min_length, raw.max_length)
+        && min > max
+    {
+        report("min_length", "`min_length` is greater than `max_length`".into());
+    }
+    let pattern = raw.pattern.as_ref().and_then(|p| match Regex::new(&format!("^(?:{p})$")) {
+        Ok(regex) => Some(regex),
+        Err(e) => {
+            report("pattern", format!("invalid regex: {}", e.to_string().lines().last().unwrap_or_default().trim()));
+            None
+        }
+    });
+    let access = raw.access.map(|RawFieldAccess { read, create, update }| FieldAccess {
+        read: predicate(read, &format!("{path}.access.read")),
+        create: predicate(create, &format!("{path}.access.create")),
+        update: predicate(update, &format!("{path}.access.update")),
+    });
+
+    let mut field = Field::new(name, kind);
+    field.required = raw.required.unwrap_or(false);
+    field.unique = raw.unique.unwrap_or(false);
+    field.hidden = raw.hidden.unwrap_or(false);
+    field.min = raw.min;
+    field.max = raw.max;
+    field.min_length = raw.min_length;
+    field.max_length = raw.max_length;
+    field.pattern = pattern;
+    field.index = raw.index.unwrap_or(false);
+    field.label = raw.label;
+    field.description = raw.description;
+    field.access = access.unwrap_or_default();
+    if let Some(default) = raw.default {
+        match field.parse(&toml_to_json(default)) {
+            Ok(value) => field.default = Some(value),
+            Err(e) => diags.push(Diagnostic::new(file, format!("{path}.default"), format!("default fails the field's own rules: {}", e.message))),
+        }
+    }
+    (diags.0.len() == before).then_some(field)
+}
+
+fn toml_to_json(value: toml::Value) -> serde_json::Value {
+    match value {
+        toml::Value::String(s) => serde_json::Value::String(s),
+        toml::Value::Integer(i) => serde_json::Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        toml::Value::Boolean(b) => serde_json::Value::Bool(b),
+        toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
+        toml::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(table) => {
+            serde_json::Value::Object(table.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        }
+    }
+}
+
+/// Checks the auth options and adds the auth fields the collection does not declare.
+fn build_auth(
+    raw: RawAuthCollection,
+    fields: &mut Vec<Field>,
+    file: &PathBuf,
+    prefix: &str,
+    diags: &mut Diagnostics,
+) -> Option<AuthOptions> {
+    let login_field = raw.login_field.unwrap_or_else(|| "email".into());
+    let lock_time = match raw.lock_time.as_deref().map(parse_duration) {
+        None => Duration::from_secs(600),
+        Some(Ok(d)) => d,
+        Some(Err(e)) => {
+            diags.push(Diagnostic::new(file, format!("{prefix}auth.lock_time"), e));
+            Duration::from_secs(600)
+        }
+    };
+    match fields.iter_mut().find(|f| f.name == login_field) {
+        Some(field) => {
+            if !field.kind.is_textual() {
+                diags.push(Diagnostic::new(file, format!("{prefix}fields.{login_field}"), "a login field must be a string or email field"));
+            }
+            field.required = true;
+            field.unique = true;
+            field.case_insensitive = true;
+        }
+        None => {
+            let mut field = match login_field.as_str() {
+                "email" => Field::new("email", FieldKind::Email),
+                "username" => {
+                    let mut f = Field::new("username", FieldKind::String);
+                    f.min_length = Some(4);
+                    f.max_length = Some(31);
+                    f
+                }
+                other => {
+                    diags.push(Diagnostic::new(
+                        file,
+                        format!("{prefix}auth.login_field"),
+                        format!("login field `{other}` is not declared (only `email` and `username` are added automatically)"),
+                    ));
+                    return None;
+                }
+            };
+            field.required = true;
+            field.unique = true;
+            field.case_insensitive = true;
+            fields.insert(0, field);
+        }
+    }
+
+    let declared: HashSet<String> = fields.iter().map(|f| f.name.clone()).collect();
+    let secret_fields = [
+        ("password", FieldKind::String, FieldRole::Password),
+        ("verificationToken", FieldKind::String, FieldRole::Secret),
+        ("resetToken", FieldKind::String, FieldRole::Secret),
+        ("resetExpiry", FieldKind::Datetime, FieldRole::Secret),
+    ];
+    for (name, kind, role) in secret_fields {
+        if let Some(field) = fields.iter_mut().find(|f| f.name == name) {
+            if !field.hidden {
+                diags.push(Diagnostic::new(file, format!("{prefix}fields.{name}"), format!("`{name}` holds a secret and must be declared with hidden = true")));
+            }
+            field.role = role;
+        } else {
+            let mut field = Field::new(name, kind);
+            field.hidden = true;
+            field.role = role;
+            fields.push(field);
+        }
+    }
+    if declared.contains("verified") {
+        if let Some(field) = fields.iter_mut().find(|f| f.name == "verified") {
+            if field.kind != FieldKind::Boolean {
+                diags.push(Diagnostic::new(file, format!("{prefix}fields.verified"), "`verified` must be a boolean field"));
+            }
+            field.role = FieldRole::Verified;
+        }
+    } else {
+        let mut field = Field::new("verified", FieldKind::Boolean);
+        field.default = Some(Value::Bool(false));
+        field.role = FieldRole::Verified;
+        fields.push(field);
+    }
+    Some(AuthOptions {
+        login_field,
+        verify_email: raw.verify_email.unwrap_or(false),
+        require_verified: raw.require_verified.unwrap_or(false),
+        max_login_attempts: raw.max_login_attempts.unwrap_or(5),
+        lock_time,
+    })
+}

@@ -1,0 +1,197 @@
+//! Collections and their fields, checked and ready to use: what every other module reads instead
+//! of the raw configuration.
+
+mod build;
+mod value;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use regex::Regex;
+
+pub use build::Source;
+pub use value::{FieldError, Value, format_time};
+
+/// Field names Lucent manages on every collection; declaring them is a config error.
+pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
+
+/// Every collection of a configuration, in declaration order.
+#[derive(Debug, Clone, Default)]
+pub struct Schema {
+    pub collections: Vec<Collection>,
+    by_slug: HashMap<String, usize>,
+}
+
+impl Schema {
+    pub fn new(collections: Vec<Collection>) -> Self {
+        let by_slug = collections.iter().enumerate().map(|(i, c)| (c.slug.clone(), i)).collect();
+        Self { collections, by_slug }
+    }
+
+    pub fn get(&self, slug: &str) -> Option<&Collection> {
+        self.by_slug.get(slug).map(|&i| &self.collections[i])
+    }
+
+    /// The position of a collection in `collections`.
+    pub fn index_of(&self, slug: &str) -> Option<usize> {
+        self.by_slug.get(slug).copied()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Collection {
+    pub slug: String,
+    pub label: String,
+    pub fields: Vec<Field>,
+    pub auth: Option<AuthOptions>,
+    pub access: CollectionAccess,
+    /// Where the collection was declared, for diagnostics.
+    pub file: PathBuf,
+    pub prefix: String,
+}
+
+impl Collection {
+    pub fn field(&self, name: &str) -> Option<&Field> {
+        self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// The login field of an auth collection.
+    pub fn login_field(&self) -> Option<&Field> {
+        self.auth.as_ref().and_then(|auth| self.field(&auth.login_field))
+    }
+}
+
+/// Options of an auth collection (`auth = true` or `auth = { ... }`).
+#[derive(Debug, Clone)]
+pub struct AuthOptions {
+    pub login_field: String,
+    pub verify_email: bool,
+    pub require_verified: bool,
+    pub max_login_attempts: u32,
+    pub lock_time: Duration,
+}
+
+/// A predicate as written in the config, with where it was written.
+#[derive(Debug, Clone)]
+pub struct PredicateSource {
+    pub source: String,
+    pub path: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct CollectionAccess {
+    pub read: Option<PredicateSource>,
+    pub create: Option<PredicateSource>,
+    pub update: Option<PredicateSource>,
+    pub delete: Option<PredicateSource>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct FieldAccess {
+    pub read: Option<PredicateSource>,
+    pub create: Option<PredicateSource>,
+    pub update: Option<PredicateSource>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnDelete {
+    SetNull,
+    Cascade,
+    Restrict,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum FieldKind {
+    String,
+    Text,
+    Email,
+    Integer,
+    Number,
+    Boolean,
+    Select(Vec<String>),
+    Datetime,
+    Json,
+    Relation { to: String, on_delete: OnDelete },
+}
+
+impl FieldKind {
+    pub fn name(&self) -> &'static str {
+        match self {
+            FieldKind::String => "string",
+            FieldKind::Text => "text",
+            FieldKind::Email => "email",
+            FieldKind::Integer => "integer",
+            FieldKind::Number => "number",
+            FieldKind::Boolean => "boolean",
+            FieldKind::Select(_) => "select",
+            FieldKind::Datetime => "datetime",
+            FieldKind::Json => "json",
+            FieldKind::Relation { .. } => "relation",
+        }
+    }
+
+    /// Kinds whose values are strings and take `min_length`, `max_length` and `pattern`.
+    pub fn is_textual(&self) -> bool {
+        matches!(self, FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) | FieldKind::Relation { .. })
+    }
+}
+
+/// What a field is for: ordinary data, or one of the auth fields Lucent manages itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FieldRole {
+    Data,
+    /// Write-only; stored as an argon2id hash.
+    Password,
+    /// Set by email verification; writable only where field access allows.
+    Verified,
+    /// Token state for email flows; never read or written through the API.
+    Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Field {
+    pub name: String,
+    pub kind: FieldKind,
+    pub role: FieldRole,
+    pub required: bool,
+    pub unique: bool,
+    pub hidden: bool,
+    /// Compared and kept unique regardless of case (login fields).
+    pub case_insensitive: bool,
+    pub default: Option<Value>,
+    pub min: Option<f64>,
+    pub max: Option<f64>,
+    pub min_length: Option<usize>,
+    pub max_length: Option<usize>,
+    pub pattern: Option<Regex>,
+    pub index: bool,
+    pub label: Option<String>,
+    pub description: Option<String>,
+    pub access: FieldAccess,
+}
+
+impl Field {
+    /// A plain optional field of `kind`, the starting point of the builder and the auth fields.
+    pub fn new(name: &str, kind: FieldKind) -> Self {
+        Self {
+            name: name.to_string(),
+            kind,
+            role: FieldRole::Data,
+            required: false,
+            unique: false,
+            hidden: false,
+            case_insensitive: false,
+            default: None,
+            min: None,
+            max: None,
+            min_length: None,
+            max_length: None,
+            pattern: None,
+            index: false,
+            label: None,
+            description: None,
+            access: FieldAccess::default(),
+        }
+    }
+}
