@@ -43,7 +43,10 @@ impl Lucent {
         db::create_schema(database.writer(), &config.schema).await?;
         let schema = Arc::new(config.schema.clone());
         let records = Records::new(schema, database, u64::from(config.server.max_limit));
-        Ok(Self { config: Arc::new(config), records })
+        Ok(Self {
+            config: Arc::new(config),
+            records,
+        })
     }
 
     pub fn database(&self) -> &Database {

@@ -2,7 +2,7 @@
 //! `main` only parses arguments and exits.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -12,7 +12,11 @@ use crate::config::{self, Config};
 use crate::schema::FieldKind;
 
 #[derive(Debug, Parser)]
-#[command(name = "lucent", version, about = "A config-driven headless CMS backend")]
+#[command(
+    name = "lucent",
+    version,
+    about = "A config-driven headless CMS backend"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -51,7 +55,11 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Openapi { config } => match load(&config) {
             Some(config) => {
                 // A closed pipe (`lucent openapi | head`) is not an error worth a panic.
-                let _ = writeln!(std::io::stdout().lock(), "{:#}", crate::http::openapi_document(&config));
+                let _ = writeln!(
+                    std::io::stdout().lock(),
+                    "{:#}",
+                    crate::http::openapi_document(&config)
+                );
                 ExitCode::SUCCESS
             }
             None => ExitCode::FAILURE,
@@ -59,7 +67,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn load(path: &PathBuf) -> Option<Config> {
+fn load(path: &Path) -> Option<Config> {
     match config::load(path) {
         Ok(config) => Some(config),
         Err(diagnostics) => {
@@ -74,7 +82,11 @@ fn check(path: PathBuf) -> ExitCode {
     let Some(config) = load(&path) else {
         return ExitCode::FAILURE;
     };
-    println!("{}: ok, {} collection(s)", path.display(), config.schema.collections.len());
+    println!(
+        "{}: ok, {} collection(s)",
+        path.display(),
+        config.schema.collections.len()
+    );
     for collection in &config.schema.collections {
         let fields: Vec<String> = collection
             .fields
@@ -82,10 +94,19 @@ fn check(path: PathBuf) -> ExitCode {
             .filter(|f| !f.hidden)
             .map(|f| match &f.kind {
                 FieldKind::Relation { to, .. } => format!("{} → {to}", f.name),
-                kind => format!("{}: {}{}", f.name, kind.name(), if f.required { "!" } else { "" }),
+                kind => format!(
+                    "{}: {}{}",
+                    f.name,
+                    kind.name(),
+                    if f.required { "!" } else { "" }
+                ),
             })
             .collect();
-        let auth = if collection.auth.is_some() { " (auth)" } else { "" };
+        let auth = if collection.auth.is_some() {
+            " (auth)"
+        } else {
+            ""
+        };
         println!("  {}{auth}: {}", collection.slug, fields.join(", "));
     }
     ExitCode::SUCCESS

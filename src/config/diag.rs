@@ -15,18 +15,44 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
-    pub fn new(file: impl Into<PathBuf>, path: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { file: file.into(), path: path.into(), message: message.into(), snippet: None }
+    pub fn new(
+        file: impl Into<PathBuf>,
+        path: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            path: path.into(),
+            message: message.into(),
+            snippet: None,
+        }
     }
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.snippet {
-            None => write!(f, "{}: {}: {}", self.file.display(), self.path, self.message),
+            None => write!(
+                f,
+                "{}: {}: {}",
+                self.file.display(),
+                self.path,
+                self.message
+            ),
             Some((source, column)) => {
-                write!(f, "{}: {}:1:{}: {}", self.file.display(), self.path, column, self.message)?;
-                write!(f, "\n    {source}\n    {}^", " ".repeat(column.saturating_sub(1)))
+                write!(
+                    f,
+                    "{}: {}:1:{}: {}",
+                    self.file.display(),
+                    self.path,
+                    column,
+                    self.message
+                )?;
+                write!(
+                    f,
+                    "\n    {source}\n    {}^",
+                    " ".repeat(column.saturating_sub(1))
+                )
             }
         }
     }
@@ -47,7 +73,11 @@ impl Diagnostics {
 
     /// `Ok(value)` when nothing was reported, else every diagnostic.
     pub fn finish<T>(self, value: T) -> Result<T, Diagnostics> {
-        if self.0.is_empty() { Ok(value) } else { Err(self) }
+        if self.0.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 }
 

@@ -4,12 +4,18 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-static REFERENCE: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}").expect("valid regex"));
+static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}").expect("valid regex")
+});
 
 /// Replaces references in every string of `value`, walking tables and arrays. Each unset variable
 /// without a default is reported as `(key path, variable name)`.
-pub fn interpolate(value: &mut toml::Value, path: &str, lookup: &dyn Fn(&str) -> Option<String>, missing: &mut Vec<(String, String)>) {
+pub fn interpolate(
+    value: &mut toml::Value,
+    path: &str,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    missing: &mut Vec<(String, String)>,
+) {
     match value {
         toml::Value::String(text) => {
             if !text.contains("${") {
@@ -35,7 +41,11 @@ pub fn interpolate(value: &mut toml::Value, path: &str, lookup: &dyn Fn(&str) ->
         }
         toml::Value::Table(table) => {
             for (key, item) in table.iter_mut() {
-                let child = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                let child = if path.is_empty() {
+                    key.clone()
+                } else {
+                    format!("{path}.{key}")
+                };
                 interpolate(item, &child, lookup, missing);
             }
         }

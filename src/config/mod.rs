@@ -64,7 +64,10 @@ pub struct AuthConfig {
 impl std::fmt::Debug for AuthConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("AuthConfig")
-            .field("jwt_secret", &self.jwt_secret.as_ref().map(|_| "<redacted>"))
+            .field(
+                "jwt_secret",
+                &self.jwt_secret.as_ref().map(|_| "<redacted>"),
+            )
             .field("jwt_expiry", &self.jwt_expiry)
             .field("refresh_expiry", &self.refresh_expiry)
             .finish_non_exhaustive()
@@ -115,7 +118,10 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 }
 
 /// [`load`] with an explicit environment, for tests.
-pub fn load_with_env(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Result<Config, Diagnostics> {
+pub fn load_with_env(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> Result<Config, Diagnostics> {
     let mut diags = Diagnostics::default();
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let Some(mut doc) = read_toml(path, lookup, &mut diags) else {
@@ -126,7 +132,11 @@ pub fn load_with_env(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Re
         None => Some("schemas".to_string()),
         Some(toml::Value::String(dir)) => Some(dir),
         Some(_) => {
-            diags.push(Diagnostic::new(path, "schemas", "expected a string (a folder path)"));
+            diags.push(Diagnostic::new(
+                path,
+                "schemas",
+                "expected a string (a folder path)",
+            ));
             None
         }
     };
@@ -147,11 +157,19 @@ pub fn load_with_env(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Re
                         slug: Some(slug),
                         table,
                     }),
-                    _ => diags.push(Diagnostic::new(path, format!("collections.{slug}"), "expected a table")),
+                    _ => diags.push(Diagnostic::new(
+                        path,
+                        format!("collections.{slug}"),
+                        "expected a table",
+                    )),
                 }
             }
         }
-        Some(_) => diags.push(Diagnostic::new(path, "collections", "expected a table of collections")),
+        Some(_) => diags.push(Diagnostic::new(
+            path,
+            "collections",
+            "expected a table of collections",
+        )),
     }
     for key in doc.keys() {
         diags.push(Diagnostic::new(path, key, format!("unknown key `{key}`")));
@@ -171,10 +189,21 @@ pub fn load_with_env(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> Re
             Schema::default()
         }
     };
-    diags.finish(Config { file: path.to_path_buf(), server, database, auth, email, schema })
+    diags.finish(Config {
+        file: path.to_path_buf(),
+        server,
+        database,
+        auth,
+        email,
+        schema,
+    })
 }
 
-fn read_toml(path: &Path, lookup: &dyn Fn(&str) -> Option<String>, diags: &mut Diagnostics) -> Option<toml::Table> {
+fn read_toml(
+    path: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> Option<toml::Table> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
         Err(e) => {
@@ -185,7 +214,11 @@ fn read_toml(path: &Path, lookup: &dyn Fn(&str) -> Option<String>, diags: &mut D
     let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
-            diags.push(Diagnostic::new(path, "", format!("invalid TOML: {}", e.to_string().trim())));
+            diags.push(Diagnostic::new(
+                path,
+                "",
+                format!("invalid TOML: {}", e.to_string().trim()),
+            ));
             return None;
         }
     };
@@ -193,7 +226,11 @@ fn read_toml(path: &Path, lookup: &dyn Fn(&str) -> Option<String>, diags: &mut D
     let mut missing = Vec::new();
     env::interpolate(&mut value, "", lookup, &mut missing);
     for (key, var) in missing {
-        diags.push(Diagnostic::new(path, key, format!("environment variable `{var}` is not set and has no default")));
+        diags.push(Diagnostic::new(
+            path,
+            key,
+            format!("environment variable `{var}` is not set and has no default"),
+        ));
     }
     match value {
         toml::Value::Table(table) => Some(table),
@@ -218,7 +255,12 @@ fn collect_schema_files(
     for file in files {
         if let Some(table) = read_toml(&file, lookup, diags) {
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
-            sources.push(schema::Source { file, prefix: String::new(), slug: stem, table });
+            sources.push(schema::Source {
+                file,
+                prefix: String::new(),
+                slug: stem,
+                table,
+            });
         }
     }
 }
@@ -237,7 +279,12 @@ pub(crate) fn section<T: DeserializeOwned + Default>(
 }
 
 /// Deserializes `value`, reporting a failure at `path`.
-pub(crate) fn decode<T: DeserializeOwned>(value: toml::Value, file: &Path, path: &str, diags: &mut Diagnostics) -> Option<T> {
+pub(crate) fn decode<T: DeserializeOwned>(
+    value: toml::Value,
+    file: &Path,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<T> {
     match value.try_into::<T>() {
         Ok(parsed) => Some(parsed),
         Err(e) => {
@@ -252,7 +299,13 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     humantime::parse_duration(text.trim()).map_err(|e| format!("invalid duration `{text}`: {e}"))
 }
 
-fn duration(value: Option<String>, default: Duration, file: &Path, path: &str, diags: &mut Diagnostics) -> Duration {
+fn duration(
+    value: Option<String>,
+    default: Duration,
+    file: &Path,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Duration {
     match value {
         None => default,
         Some(text) => parse_duration(&text).unwrap_or_else(|e| {
@@ -269,12 +322,18 @@ fn build_server(
     lookup: &dyn Fn(&str) -> Option<String>,
     diags: &mut Diagnostics,
 ) -> ServerConfig {
-    let env_name = lookup("LUCENT_ENV").or(raw.env).unwrap_or_else(|| "dev".into());
+    let env_name = lookup("LUCENT_ENV")
+        .or(raw.env)
+        .unwrap_or_else(|| "dev".into());
     let env = match env_name.as_str() {
         "dev" => Env::Dev,
         "prod" => Env::Prod,
         other => {
-            diags.push(Diagnostic::new(file, "server.env", format!("expected \"dev\" or \"prod\", got \"{other}\"")));
+            diags.push(Diagnostic::new(
+                file,
+                "server.env",
+                format!("expected \"dev\" or \"prod\", got \"{other}\""),
+            ));
             Env::Dev
         }
     };
@@ -283,17 +342,27 @@ fn build_server(
         Some(text) => match text.parse::<bytesize::ByteSize>() {
             Ok(size) => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
             Err(e) => {
-                diags.push(Diagnostic::new(file, "server.body_limit", format!("invalid size `{text}`: {e}")));
+                diags.push(Diagnostic::new(
+                    file,
+                    "server.body_limit",
+                    format!("invalid size `{text}`: {e}"),
+                ));
                 1024 * 1024
             }
         },
     };
     let max_limit = raw.max_limit.unwrap_or(100);
     if max_limit == 0 {
-        diags.push(Diagnostic::new(file, "server.max_limit", "must be at least 1"));
+        diags.push(Diagnostic::new(
+            file,
+            "server.max_limit",
+            "must be at least 1",
+        ));
     }
     for (i, origin) in raw.cors_origins.iter().flatten().enumerate() {
-        if !(origin.starts_with("http://") || origin.starts_with("https://")) || origin.ends_with('/') {
+        if !(origin.starts_with("http://") || origin.starts_with("https://"))
+            || origin.ends_with('/')
+        {
             diags.push(Diagnostic::new(
                 file,
                 format!("server.cors_origins[{i}]"),
@@ -312,14 +381,25 @@ fn build_server(
     }
 }
 
-fn build_database(raw: RawDatabase, root: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> DatabaseConfig {
-    let url = lookup("LUCENT_DATABASE_URL").or(raw.url).unwrap_or_else(|| "sqlite://data/lucent.db".into());
-    DatabaseConfig { url: resolve_sqlite_path(&url, root) }
+fn build_database(
+    raw: RawDatabase,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> DatabaseConfig {
+    let url = lookup("LUCENT_DATABASE_URL")
+        .or(raw.url)
+        .unwrap_or_else(|| "sqlite://data/lucent.db".into());
+    DatabaseConfig {
+        url: resolve_sqlite_path(&url, root),
+    }
 }
 
 /// Makes a relative `sqlite://` path relative to the config folder rather than the working one.
 fn resolve_sqlite_path(url: &str, root: &Path) -> String {
-    let Some(rest) = url.strip_prefix("sqlite://").or_else(|| url.strip_prefix("sqlite:")) else {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
         return url.to_string();
     };
     if rest.starts_with('/') || rest.starts_with(":memory:") || root.as_os_str().is_empty() {
@@ -340,15 +420,43 @@ fn build_auth(raw: RawAuth, file: &Path, diags: &mut Diagnostics) -> AuthConfig 
         require_symbols: password.require_symbols.unwrap_or(false),
     };
     if policy.min_length > policy.max_length {
-        diags.push(Diagnostic::new(file, "auth.password.min_length", "is greater than max_length"));
+        diags.push(Diagnostic::new(
+            file,
+            "auth.password.min_length",
+            "is greater than max_length",
+        ));
     }
     AuthConfig {
         jwt_secret: raw.jwt_secret.filter(|s| !s.is_empty()),
-        jwt_expiry: duration(raw.jwt_expiry, Duration::from_secs(15 * 60), file, "auth.jwt_expiry", diags),
-        refresh_expiry: duration(raw.refresh_expiry, Duration::from_secs(30 * 86400), file, "auth.refresh_expiry", diags),
+        jwt_expiry: duration(
+            raw.jwt_expiry,
+            Duration::from_secs(15 * 60),
+            file,
+            "auth.jwt_expiry",
+            diags,
+        ),
+        refresh_expiry: duration(
+            raw.refresh_expiry,
+            Duration::from_secs(30 * 86400),
+            file,
+            "auth.refresh_expiry",
+            diags,
+        ),
         cookies: raw.cookies.unwrap_or(true),
-        verify_expiry: duration(raw.verify_expiry, Duration::from_secs(86400), file, "auth.verify_expiry", diags),
-        reset_expiry: duration(raw.reset_expiry, Duration::from_secs(3600), file, "auth.reset_expiry", diags),
+        verify_expiry: duration(
+            raw.verify_expiry,
+            Duration::from_secs(86400),
+            file,
+            "auth.verify_expiry",
+            diags,
+        ),
+        reset_expiry: duration(
+            raw.reset_expiry,
+            Duration::from_secs(3600),
+            file,
+            "auth.reset_expiry",
+            diags,
+        ),
         password: policy,
     }
 }
@@ -358,8 +466,14 @@ fn build_email(raw: RawEmail, root: &Path) -> EmailConfig {
         transport: raw.transport.unwrap_or_else(|| "log".into()),
         dir: root.join(raw.dir.unwrap_or_else(|| "data/outbox".into())),
         url: raw.url,
-        from: raw.from.unwrap_or_else(|| "Lucent <no-reply@localhost>".into()),
-        verify_url: raw.verify_url.unwrap_or_else(|| "http://localhost:8080/verify?token={token}".into()),
-        reset_url: raw.reset_url.unwrap_or_else(|| "http://localhost:8080/reset?token={token}".into()),
+        from: raw
+            .from
+            .unwrap_or_else(|| "Lucent <no-reply@localhost>".into()),
+        verify_url: raw
+            .verify_url
+            .unwrap_or_else(|| "http://localhost:8080/verify?token={token}".into()),
+        reset_url: raw
+            .reset_url
+            .unwrap_or_else(|| "http://localhost:8080/reset?token={token}".into()),
     }
 }

@@ -56,26 +56,6 @@ pub struct RawEmail {
     pub reset_url: Option<String>,
 }
 
-/// One collection, from `[collections.<slug>]` or `schemas/<slug>.toml`.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct RawCollection {
-    pub slug: Option<String>,
-    pub label: Option<String>,
-    /// These three are kept as TOML so each part is checked on its own, with its own key path,
-    /// and every error is reported.
-    pub auth: Option<toml::Value>,
-    pub fields: Option<toml::Table>,
-    pub access: Option<toml::Value>,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(untagged)]
-pub enum RawAuthOption {
-    Enabled(bool),
-    Options(RawAuthCollection),
-}
-
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawAuthCollection {

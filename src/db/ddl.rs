@@ -1,8 +1,8 @@
 //! Tables, indexes and constraints for a schema, rendered per engine.
 
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement, StringLen, Table,
-    TableCreateStatement,
+    Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement,
+    StringLen, Table, TableCreateStatement,
 };
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
 
@@ -11,13 +11,15 @@ use crate::schema::{Collection, Field, FieldKind, OnDelete, Schema};
 /// The column type a field is stored in, chosen per engine so results read back identically.
 pub fn column_type(field: &Field, backend: DbBackend) -> ColumnType {
     match &field.kind {
-        FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => match backend {
-            // MySQL cannot index TEXT without a prefix length.
-            DbBackend::MySql if field.unique || field.index => {
-                ColumnType::String(StringLen::N(field.max_length.unwrap_or(255).min(768) as u32))
+        FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => {
+            match backend {
+                // MySQL cannot index TEXT without a prefix length.
+                DbBackend::MySql if field.unique || field.index => ColumnType::String(
+                    StringLen::N(field.max_length.unwrap_or(255).min(768) as u32),
+                ),
+                _ => ColumnType::Text,
             }
-            _ => ColumnType::Text,
-        },
+        }
         FieldKind::Relation { .. } => ColumnType::String(StringLen::N(64)),
         FieldKind::Integer => ColumnType::BigInteger,
         FieldKind::Number => ColumnType::Double,
@@ -41,12 +43,21 @@ fn datetime_type(backend: DbBackend) -> ColumnType {
 
 /// `CREATE TABLE` for a collection. Foreign keys are included only when `with_foreign_keys`
 /// (SQLite has no `ALTER TABLE ... ADD CONSTRAINT`, other engines add them once every table exists).
-pub fn table_statement(collection: &Collection, backend: DbBackend, with_foreign_keys: bool) -> TableCreateStatement {
+pub fn table_statement(
+    collection: &Collection,
+    backend: DbBackend,
+    with_foreign_keys: bool,
+) -> TableCreateStatement {
     let mut table = Table::create();
     table.table(Alias::new(&collection.slug)).if_not_exists();
-    table.col(ColumnDef::new_with_type(Alias::new("id"), ColumnType::String(StringLen::N(64))).not_null().primary_key());
+    table.col(
+        ColumnDef::new_with_type(Alias::new("id"), ColumnType::String(StringLen::N(64)))
+            .not_null()
+            .primary_key(),
+    );
     for field in &collection.fields {
-        let mut column = ColumnDef::new_with_type(Alias::new(&field.name), column_type(field, backend));
+        let mut column =
+            ColumnDef::new_with_type(Alias::new(&field.name), column_type(field, backend));
         if field.required {
             column.not_null();
         }
@@ -64,7 +75,12 @@ pub fn table_statement(collection: &Collection, backend: DbBackend, with_foreign
     table.to_owned()
 }
 
-fn foreign_key(collection: &Collection, field: &Field, to: &str, on_delete: OnDelete) -> sea_orm::sea_query::ForeignKeyCreateStatement {
+fn foreign_key(
+    collection: &Collection,
+    field: &Field,
+    to: &str,
+    on_delete: OnDelete,
+) -> sea_orm::sea_query::ForeignKeyCreateStatement {
     let action = match on_delete {
         OnDelete::SetNull => ForeignKeyAction::SetNull,
         OnDelete::Cascade => ForeignKeyAction::Cascade,
@@ -80,7 +96,10 @@ fn foreign_key(collection: &Collection, field: &Field, to: &str, on_delete: OnDe
 
 /// Index statements of a collection: the default sort, declared indexes, unique constraints.
 /// Case-insensitive unique fields need an expression index, returned as raw SQL.
-pub fn index_statements(collection: &Collection, backend: DbBackend) -> (Vec<IndexCreateStatement>, Vec<String>) {
+pub fn index_statements(
+    collection: &Collection,
+    backend: DbBackend,
+) -> (Vec<IndexCreateStatement>, Vec<String>) {
     let table = Alias::new(&collection.slug);
     let mut indexes = vec![
         Index::create()
@@ -141,7 +160,10 @@ pub fn table_statements(schema: &Schema, backend: DbBackend) -> Vec<Statement> {
     for collection in &schema.collections {
         let (indexes, raw) = index_statements(collection, backend);
         statements.extend(indexes.iter().map(|index| backend.build(index)));
-        statements.extend(raw.into_iter().map(|sql| Statement::from_string(backend, sql)));
+        statements.extend(
+            raw.into_iter()
+                .map(|sql| Statement::from_string(backend, sql)),
+        );
     }
     statements
 }
@@ -150,10 +172,16 @@ async fn table_exists(db: &impl ConnectionTrait, name: &str) -> Result<bool, DbE
     let backend = db.get_database_backend();
     let sql = match backend {
         DbBackend::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-        DbBackend::Postgres => "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1",
-        _ => "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?",
+        DbBackend::Postgres => {
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
+        }
+        _ => {
+            "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
+        }
     };
-    let found = db.query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()])).await?;
+    let found = db
+        .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
+        .await?;
     Ok(found.is_some())
 }
 
@@ -178,7 +206,11 @@ pub async fn create_schema(db: &impl ConnectionTrait, schema: &Schema) -> Result
                 if let FieldKind::Relation { to, on_delete } = &field.kind {
                     let add = Table::alter()
                         .table(Alias::new(&collection.slug))
-                        .add_foreign_key(&foreign_key(collection, field, to, *on_delete).get_foreign_key().to_owned())
+                        .add_foreign_key(
+                            &foreign_key(collection, field, to, *on_delete)
+                                .get_foreign_key()
+                                .to_owned(),
+                        )
                         .to_owned();
                     db.execute(&add).await?;
                 }
@@ -195,7 +227,13 @@ mod tests {
 
     fn schema(text: &str) -> Schema {
         let table: toml::Table = toml::from_str(text).unwrap();
-        Schema::build(vec![Source { file: "t.toml".into(), prefix: String::new(), slug: Some("posts".into()), table }]).unwrap()
+        Schema::build(vec![Source {
+            file: "t.toml".into(),
+            prefix: String::new(),
+            slug: Some("posts".into()),
+            table,
+        }])
+        .unwrap()
     }
 
     #[test]
@@ -210,15 +248,32 @@ mod tests {
             parent = { type = "relation", to = "posts", on_delete = "cascade" }
             "#,
         );
-        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite).into_iter().map(|s| s.sql).collect();
+        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
         assert_eq!(
             sqlite[0],
             r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" bigint, "data" text, "when" timestamp_with_timezone_text, "parent" varchar(64), "createdAt" timestamp_with_timezone_text NOT NULL, "updatedAt" timestamp_with_timezone_text NOT NULL, CONSTRAINT "fk_posts_parent" FOREIGN KEY ("parent") REFERENCES "posts" ("id") ON DELETE CASCADE )"#
         );
-        assert!(sqlite.contains(&r#"CREATE UNIQUE INDEX IF NOT EXISTS "uq_posts_title" ON "posts" ("title")"#.to_string()), "{sqlite:#?}");
-        assert!(sqlite.contains(&r#"CREATE INDEX IF NOT EXISTS "ix_posts_views" ON "posts" ("views")"#.to_string()), "{sqlite:#?}");
+        assert!(
+            sqlite.contains(
+                &r#"CREATE UNIQUE INDEX IF NOT EXISTS "uq_posts_title" ON "posts" ("title")"#
+                    .to_string()
+            ),
+            "{sqlite:#?}"
+        );
+        assert!(
+            sqlite.contains(
+                &r#"CREATE INDEX IF NOT EXISTS "ix_posts_views" ON "posts" ("views")"#.to_string()
+            ),
+            "{sqlite:#?}"
+        );
 
-        let postgres: Vec<String> = table_statements(&s, DbBackend::Postgres).into_iter().map(|s| s.sql).collect();
+        let postgres: Vec<String> = table_statements(&s, DbBackend::Postgres)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
         assert_eq!(
             postgres[0],
             r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" bigint, "data" jsonb, "when" timestamp with time zone, "parent" varchar(64), "createdAt" timestamp with time zone NOT NULL, "updatedAt" timestamp with time zone NOT NULL )"#
@@ -228,7 +283,15 @@ mod tests {
     #[test]
     fn username_login_is_unique_regardless_of_case() {
         let s = schema("auth = { login_field = \"username\" }");
-        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite).into_iter().map(|s| s.sql).collect();
-        assert!(sqlite.iter().any(|sql| sql.contains("(lower(\"username\"))")), "{sqlite:#?}");
+        let sqlite: Vec<String> = table_statements(&s, DbBackend::Sqlite)
+            .into_iter()
+            .map(|s| s.sql)
+            .collect();
+        assert!(
+            sqlite
+                .iter()
+                .any(|sql| sql.contains("(lower(\"username\"))")),
+            "{sqlite:#?}"
+        );
     }
 }

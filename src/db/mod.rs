@@ -8,8 +8,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sea_orm::{ConnectOptions, ConnectionTrait, Database as SeaDatabase, DatabaseConnection, DbBackend, DbErr, SqlxSqliteConnector};
+use sea_orm::sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+};
+use sea_orm::{
+    ConnectOptions, ConnectionTrait, Database as SeaDatabase, DatabaseConnection, DbBackend, DbErr,
+    SqlxSqliteConnector,
+};
 
 pub use ddl::{create_schema, table_statements};
 pub use rows::{Column, decode_row, to_sql_value};
@@ -44,14 +49,24 @@ impl Database {
             .sqlx_logging(false);
         let connection = SeaDatabase::connect(options).await?;
         let backend = connection.get_database_backend();
-        Ok(Self { read: connection.clone(), write: connection, backend })
+        Ok(Self {
+            read: connection.clone(),
+            write: connection,
+            backend,
+        })
     }
 
     async fn connect_sqlite(url: &str) -> Result<Self, DbErr> {
-        let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+        let path = url
+            .trim_start_matches("sqlite://")
+            .trim_start_matches("sqlite:");
         let path = path.split('?').next().unwrap_or_default();
-        if let Some(parent) = Path::new(path).parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(parent).map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+        if let Some(parent) = Path::new(path)
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(parent)
+                .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
         }
         let options = SqliteConnectOptions::from_str(&format!("sqlite://{path}"))
             .map_err(|e| DbErr::Custom(e.to_string()))?

@@ -52,7 +52,9 @@ pub fn to_sql_value(kind: &FieldKind, value: &Value, backend: DbBackend) -> SqlV
 }
 
 fn time(row: &QueryResult, index: usize) -> Result<Json, DbErr> {
-    Ok(row.try_get_by_index::<Option<DateTime<Utc>>>(index)?.map_or(Json::Null, |t| Json::String(format_time(&t))))
+    Ok(row
+        .try_get_by_index::<Option<DateTime<Utc>>>(index)?
+        .map_or(Json::Null, |t| Json::String(format_time(&t))))
 }
 
 /// Decodes the selected columns of `row` into a JSON object, in `columns` order.
@@ -75,20 +77,30 @@ pub fn decode_row(
                 | FieldKind::Text
                 | FieldKind::Email
                 | FieldKind::Select(_)
-                | FieldKind::Relation { .. } => row.try_get_by_index::<Option<String>>(index)?.map_or(Json::Null, Json::String),
-                FieldKind::Integer => row.try_get_by_index::<Option<i64>>(index)?.map_or(Json::Null, Json::from),
+                | FieldKind::Relation { .. } => row
+                    .try_get_by_index::<Option<String>>(index)?
+                    .map_or(Json::Null, Json::String),
+                FieldKind::Integer => row
+                    .try_get_by_index::<Option<i64>>(index)?
+                    .map_or(Json::Null, Json::from),
                 FieldKind::Number => row
                     .try_get_by_index::<Option<f64>>(index)?
                     .and_then(serde_json::Number::from_f64)
                     .map_or(Json::Null, Json::Number),
-                FieldKind::Boolean => row.try_get_by_index::<Option<bool>>(index)?.map_or(Json::Null, Json::Bool),
+                FieldKind::Boolean => row
+                    .try_get_by_index::<Option<bool>>(index)?
+                    .map_or(Json::Null, Json::Bool),
                 FieldKind::Datetime => time(row, index)?,
                 FieldKind::Json => match backend {
                     DbBackend::Sqlite => match row.try_get_by_index::<Option<String>>(index)? {
                         None => Json::Null,
-                        Some(text) => serde_json::from_str(&text).map_err(|e| DbErr::Type(e.to_string()))?,
+                        Some(text) => {
+                            serde_json::from_str(&text).map_err(|e| DbErr::Type(e.to_string()))?
+                        }
                     },
-                    _ => row.try_get_by_index::<Option<Json>>(index)?.unwrap_or(Json::Null),
+                    _ => row
+                        .try_get_by_index::<Option<Json>>(index)?
+                        .unwrap_or(Json::Null),
                 },
             },
         };

@@ -14,8 +14,14 @@ use crate::records::ListParams;
 /// deeper than serde_json's limit of 128 levels).
 pub async fn read_json(request: &Request, body: Body, limit: usize) -> Result<Json, ApiError> {
     let content_type = request.content_type().unwrap_or_default();
-    let mime = content_type.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json")) {
+    let mime = content_type
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json"))
+    {
         return Err(ApiError::new(
             StatusCode::UNSUPPORTED_MEDIA_TYPE,
             "unsupported_media_type",
@@ -23,15 +29,26 @@ pub async fn read_json(request: &Request, body: Body, limit: usize) -> Result<Js
         ));
     }
     let bytes = read_limited(request, body, limit).await?;
-    serde_json::from_slice(&bytes).map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+    serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
 }
 
 /// Reads a body of at most `limit` bytes, refusing early when `Content-Length` says it is larger.
 ///
 /// # Errors
 /// 413 over the limit, 400 when the body cannot be read.
-pub async fn read_limited(request: &Request, body: Body, limit: usize) -> Result<Vec<u8>, ApiError> {
-    let too_large = || ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", format!("the body is larger than {limit} bytes"));
+pub async fn read_limited(
+    request: &Request,
+    body: Body,
+    limit: usize,
+) -> Result<Vec<u8>, ApiError> {
+    let too_large = || {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
+    };
     let declared = request
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -52,8 +69,9 @@ pub async fn read_limited(request: &Request, body: Body, limit: usize) -> Result
 /// # Errors
 /// 400 for an undecodable query string or an unknown parameter.
 pub fn list_params(request: &Request) -> Result<ListParams, ApiError> {
-    let pairs: Vec<(String, String)> = serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
-        .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
+            .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
     let mut params = ListParams::default();
     for (key, value) in pairs {
         let slot = match key.as_str() {
@@ -62,10 +80,16 @@ pub fn list_params(request: &Request) -> Result<ListParams, ApiError> {
             "limit" => &mut params.limit,
             "page" => &mut params.page,
             "select" => &mut params.select,
-            other => return Err(ApiError::bad_request(format!("unknown query parameter \"{other}\""))),
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "unknown query parameter \"{other}\""
+                )));
+            }
         };
         if slot.replace(value).is_some() {
-            return Err(ApiError::bad_request(format!("query parameter \"{key}\" is given twice")));
+            return Err(ApiError::bad_request(format!(
+                "query parameter \"{key}\" is given twice"
+            )));
         }
     }
     Ok(params)

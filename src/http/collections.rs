@@ -15,7 +15,10 @@ use crate::auth::Principal;
 /// A JSON answer.
 pub fn json(status: StatusCode, value: &impl Serialize) -> Response {
     match serde_json::to_vec(value) {
-        Ok(bytes) => Response::builder().status(status).content_type("application/json").body(bytes),
+        Ok(bytes) => Response::builder()
+            .status(status)
+            .content_type("application/json")
+            .body(bytes),
         Err(e) => ApiError::internal(&e).into_response(),
     }
 }
@@ -31,7 +34,11 @@ fn answer<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Resp
 pub async fn list(request: &Request, Path(slug): Path<String>, state: Data<&State>) -> Response {
     let result = async {
         let params = list_params(request)?;
-        Ok(state.lucent.records.find(&Principal::Anonymous, &slug, &params).await?)
+        Ok(state
+            .lucent
+            .records
+            .find(&Principal::Anonymous, &slug, &params)
+            .await?)
     };
     answer(StatusCode::OK, result.await)
 }
@@ -39,33 +46,55 @@ pub async fn list(request: &Request, Path(slug): Path<String>, state: Data<&Stat
 #[handler]
 pub async fn get_one(Path((slug, id)): Path<(String, String)>, state: Data<&State>) -> Response {
     let result = async {
-        let doc = state.lucent.records.find_by_id(&Principal::Anonymous, &slug, &id).await?;
+        let doc = state
+            .lucent
+            .records
+            .find_by_id(&Principal::Anonymous, &slug, &id)
+            .await?;
         Ok(json!({ "doc": doc }))
     };
     answer(StatusCode::OK, result.await)
 }
 
 #[handler]
-pub async fn create(request: &Request, body: Body, Path(slug): Path<String>, state: Data<&State>) -> Response {
+pub async fn create(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
     let result = async {
         if state.lucent.records.schema().get(&slug).is_none() {
             return Err(ApiError::not_found());
         }
         let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
-        let doc = state.lucent.records.create(&Principal::Anonymous, &slug, &body).await?;
+        let doc = state
+            .lucent
+            .records
+            .create(&Principal::Anonymous, &slug, &body)
+            .await?;
         Ok(json!({ "doc": doc }))
     };
     answer(StatusCode::CREATED, result.await)
 }
 
 #[handler]
-pub async fn update(request: &Request, body: Body, Path((slug, id)): Path<(String, String)>, state: Data<&State>) -> Response {
+pub async fn update(
+    request: &Request,
+    body: Body,
+    Path((slug, id)): Path<(String, String)>,
+    state: Data<&State>,
+) -> Response {
     let result = async {
         if state.lucent.records.schema().get(&slug).is_none() {
             return Err(ApiError::not_found());
         }
         let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
-        let doc = state.lucent.records.update(&Principal::Anonymous, &slug, &id, &body).await?;
+        let doc = state
+            .lucent
+            .records
+            .update(&Principal::Anonymous, &slug, &id, &body)
+            .await?;
         Ok(json!({ "doc": doc }))
     };
     answer(StatusCode::OK, result.await)
@@ -74,7 +103,11 @@ pub async fn update(request: &Request, body: Body, Path((slug, id)): Path<(Strin
 #[handler]
 pub async fn delete(Path((slug, id)): Path<(String, String)>, state: Data<&State>) -> Response {
     let result = async {
-        let doc = state.lucent.records.delete(&Principal::Anonymous, &slug, &id).await?;
+        let doc = state
+            .lucent
+            .records
+            .delete(&Principal::Anonymous, &slug, &id)
+            .await?;
         Ok(json!({ "doc": doc }))
     };
     answer(StatusCode::OK, result.await)

@@ -19,7 +19,12 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        Self { status, code, message: message.into(), details: Vec::new() }
+        Self {
+            status,
+            code,
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -33,17 +38,29 @@ impl ApiError {
     /// A 500 whose cause is logged here and not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
-        Self::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error")
+        Self::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "internal",
+            "internal error",
+        )
     }
 
     /// The error for a poem-level failure (no route, wrong method, unreadable request).
     pub fn from_status(status: StatusCode) -> Self {
         match status {
             StatusCode::NOT_FOUND => Self::not_found(),
-            StatusCode::METHOD_NOT_ALLOWED => Self::new(status, "method_not_allowed", "method not allowed"),
-            StatusCode::PAYLOAD_TOO_LARGE => Self::new(status, "payload_too_large", "the body is too large"),
+            StatusCode::METHOD_NOT_ALLOWED => {
+                Self::new(status, "method_not_allowed", "method not allowed")
+            }
+            StatusCode::PAYLOAD_TOO_LARGE => {
+                Self::new(status, "payload_too_large", "the body is too large")
+            }
             s if s.is_server_error() => Self::internal(&s),
-            s => Self::new(s, "bad_request", s.canonical_reason().unwrap_or("bad request")),
+            s => Self::new(
+                s,
+                "bad_request",
+                s.canonical_reason().unwrap_or("bad request"),
+            ),
         }
     }
 }
@@ -64,10 +81,18 @@ impl From<records::Error> for ApiError {
                 status: StatusCode::CONFLICT,
                 code: "unique_violation",
                 message: format!("{field} is already taken"),
-                details: vec![FieldError::new(&field, "unique", format!("{field} is already taken"))],
+                details: vec![FieldError::new(
+                    &field,
+                    "unique",
+                    format!("{field} is already taken"),
+                )],
             },
             Error::Conflict(message) => Self::new(StatusCode::CONFLICT, "conflict", message),
-            Error::Unauthorized => Self::new(StatusCode::UNAUTHORIZED, "unauthorized", "authentication required"),
+            Error::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "authentication required",
+            ),
             Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::Database(cause) => Self::internal(&cause),
         }
@@ -76,9 +101,13 @@ impl From<records::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let details: Vec<_> =
-            self.details.iter().map(|d| json!({"field": d.field, "code": d.code, "message": d.message})).collect();
-        let body = json!({"error": {"code": self.code, "message": self.message, "details": details}});
+        let details: Vec<_> = self
+            .details
+            .iter()
+            .map(|d| json!({"field": d.field, "code": d.code, "message": d.message}))
+            .collect();
+        let body =
+            json!({"error": {"code": self.code, "message": self.message, "details": details}});
         Response::builder()
             .status(self.status)
             .content_type("application/json")

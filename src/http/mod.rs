@@ -31,15 +31,24 @@ pub(crate) struct State {
 pub fn app(lucent: Lucent) -> impl Endpoint {
     let document = openapi::document(&lucent.config).to_string();
     let swagger = openapi::swagger_html(&document);
-    let state = State { lucent, openapi: Arc::new(document), swagger: Arc::new(swagger) };
+    let state = State {
+        lucent,
+        openapi: Arc::new(document),
+        swagger: Arc::new(swagger),
+    };
     Route::new()
         .at("/api/health", get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
-        .at("/api/:collection", get(collections::list).post(collections::create))
+        .at(
+            "/api/:collection",
+            get(collections::list).post(collections::create),
+        )
         .at(
             "/api/:collection/:id",
-            get(collections::get_one).patch(collections::update).delete(collections::delete),
+            get(collections::get_one)
+                .patch(collections::update)
+                .delete(collections::delete),
         )
         .data(state)
         .with(CatchPanic::new().with_handler(|_| ApiError::internal(&"a handler panicked")))
@@ -68,9 +77,16 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
 #[handler]
 async fn health(state: poem::web::Data<&State>) -> Response {
     match state.lucent.database().ping().await {
-        Ok(()) => collections::json(poem::http::StatusCode::OK, &serde_json::json!({"status": "ok"})),
-        Err(e) => ApiError::new(poem::http::StatusCode::SERVICE_UNAVAILABLE, "unavailable", "the database does not answer")
-            .into_response_logged(&e),
+        Ok(()) => collections::json(
+            poem::http::StatusCode::OK,
+            &serde_json::json!({"status": "ok"}),
+        ),
+        Err(e) => ApiError::new(
+            poem::http::StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the database does not answer",
+        )
+        .into_response_logged(&e),
     }
 }
 
@@ -83,7 +99,9 @@ impl ApiError {
 
 #[handler]
 async fn openapi_json(state: poem::web::Data<&State>) -> Response {
-    Response::builder().content_type("application/json").body(state.openapi.as_str().to_owned())
+    Response::builder()
+        .content_type("application/json")
+        .body(state.openapi.as_str().to_owned())
 }
 
 #[handler]
@@ -99,7 +117,9 @@ async fn swagger_ui(state: poem::web::Data<&State>) -> Html<String> {
 /// When the address cannot be bound.
 pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()> {
     let database = lucent.database().clone();
-    let acceptor = TcpListener::bind(format!("{host}:{port}")).into_acceptor().await?;
+    let acceptor = TcpListener::bind(format!("{host}:{port}"))
+        .into_acceptor()
+        .await?;
     for addr in acceptor.local_addr() {
         if let Some(addr) = addr.as_socket_addr() {
             println!("listening on http://{addr}");
@@ -107,7 +127,11 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
         }
     }
     let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(lucent), shutdown_signal(), Some(Duration::from_secs(30)))
+        .run_with_graceful_shutdown(
+            app(lucent),
+            shutdown_signal(),
+            Some(Duration::from_secs(30)),
+        )
         .await;
     database.close().await;
     tracing::info!("stopped");
@@ -119,7 +143,8 @@ async fn shutdown_signal() {
     #[cfg(unix)]
     {
         let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("install SIGTERM handler");
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .expect("install SIGTERM handler");
         tokio::select! {
             _ = interrupt => {}
             _ = terminate.recv() => {}

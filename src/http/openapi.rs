@@ -16,7 +16,9 @@ fn field_schema(field: &Field) -> Json {
         FieldKind::Select(options) => json!({"type": "string", "enum": options}),
         FieldKind::Datetime => json!({"type": "string", "format": "date-time"}),
         FieldKind::Json => json!({}),
-        FieldKind::Relation { to, .. } => json!({"type": "string", "description": format!("id of a {to} document")}),
+        FieldKind::Relation { to, .. } => {
+            json!({"type": "string", "description": format!("id of a {to} document")})
+        }
     };
     let object = schema.as_object_mut().expect("built as an object");
     if let Some(n) = field.min_length {
@@ -60,8 +62,14 @@ fn doc_schema(collection: &Collection) -> Json {
             required.push(json!(field.name));
         }
     }
-    properties.insert("createdAt".into(), json!({"type": "string", "format": "date-time", "readOnly": true}));
-    properties.insert("updatedAt".into(), json!({"type": "string", "format": "date-time", "readOnly": true}));
+    properties.insert(
+        "createdAt".into(),
+        json!({"type": "string", "format": "date-time", "readOnly": true}),
+    );
+    properties.insert(
+        "updatedAt".into(),
+        json!({"type": "string", "format": "date-time", "readOnly": true}),
+    );
     required.extend([json!("createdAt"), json!("updatedAt")]);
     json!({"type": "object", "title": collection.label, "properties": properties, "required": required})
 }
@@ -70,7 +78,11 @@ fn doc_schema(collection: &Collection) -> Json {
 fn input_schema(collection: &Collection, for_update: bool) -> Json {
     let mut properties = Map::new();
     let mut required = Vec::new();
-    for field in collection.fields.iter().filter(|f| f.role == FieldRole::Data) {
+    for field in collection
+        .fields
+        .iter()
+        .filter(|f| f.role == FieldRole::Data)
+    {
         properties.insert(field.name.clone(), field_schema(field));
         if field.required && field.default.is_none() && !for_update {
             required.push(json!(field.name));
@@ -101,25 +113,30 @@ fn error_responses(codes: &[&str]) -> Map<String, Json> {
                 "415" => "unsupported media type",
                 _ => "error",
             };
-            (code.to_string(), json!({"description": description, "content": json_content(schema_ref("Error"))}))
+            (
+                code.to_string(),
+                json!({"description": description, "content": json_content(schema_ref("Error"))}),
+            )
         })
         .collect()
 }
 
 fn responses(status: &str, description: &str, schema: Json, errors: &[&str]) -> Json {
     let mut all = error_responses(errors);
-    all.insert(status.into(), json!({"description": description, "content": json_content(schema)}));
+    all.insert(
+        status.into(),
+        json!({"description": description, "content": json_content(schema)}),
+    );
     Json::Object(all)
 }
 
 fn collection_paths(collection: &Collection, paths: &mut Map<String, Json>) {
     let slug = &collection.slug;
     let tag = json!([collection.label]);
-    let doc = json!({"type": "object", "properties": {"doc": schema_ref(slug)}, "required": ["doc"]});
+    let doc =
+        json!({"type": "object", "properties": {"doc": schema_ref(slug)}, "required": ["doc"]});
     let page = schema_ref(&format!("{slug}Page"));
-    let query = |name: &str, description: &str, schema: Json| {
-        json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema})
-    };
+    let query = |name: &str, description: &str, schema: Json| json!({"name": name, "in": "query", "required": false, "description": description, "schema": schema});
     let id = json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}});
     paths.insert(
         format!("/api/{slug}"),

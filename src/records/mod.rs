@@ -7,7 +7,9 @@ mod write;
 
 use std::sync::Arc;
 
-use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, SelectStatement,
+};
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value as Json};
 
@@ -67,10 +69,18 @@ impl Records {
                 for column in &all_columns {
                     select_all.column(Alias::new(column.name(collection)));
                 }
-                Plan { all_columns, select_all }
+                Plan {
+                    all_columns,
+                    select_all,
+                }
             })
             .collect();
-        Self { schema, db, max_limit, plans: Arc::new(plans) }
+        Self {
+            schema,
+            db,
+            max_limit,
+            plans: Arc::new(plans),
+        }
     }
 
     pub fn schema(&self) -> &Schema {
@@ -90,12 +100,21 @@ impl Records {
     ///
     /// # Errors
     /// `NotFound` for an unknown collection, `BadRequest` for bad parameters.
-    pub async fn find(&self, principal: &Principal, slug: &str, params: &ListParams) -> Result<Page> {
+    pub async fn find(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        params: &ListParams,
+    ) -> Result<Page> {
         let (collection, _) = self.collection(slug)?;
         let _ = principal;
         let readable = |i: usize| !collection.fields[i].hidden;
         let query = ListQuery::parse(params, collection, self.max_limit, &readable)?;
-        if params.filter.as_deref().is_some_and(|f| !f.trim().is_empty()) {
+        if params
+            .filter
+            .as_deref()
+            .is_some_and(|f| !f.trim().is_empty())
+        {
             return Err(Error::BadRequest("filter is not supported yet".into()));
         }
         let condition = Condition::all();
@@ -111,15 +130,26 @@ impl Records {
             select.column(Alias::new(column.name(collection)));
         }
         for (column, descending) in &query.sort {
-            select.order_by(Alias::new(column.name(collection)), if *descending { Order::Desc } else { Order::Asc });
+            select.order_by(
+                Alias::new(column.name(collection)),
+                if *descending { Order::Desc } else { Order::Asc },
+            );
         }
         if !query.sort.iter().any(|(column, _)| *column == Column::Id) {
             let descending = query.sort.first().is_some_and(|(_, d)| *d);
-            select.order_by(Alias::new("id"), if descending { Order::Desc } else { Order::Asc });
+            select.order_by(
+                Alias::new("id"),
+                if descending { Order::Desc } else { Order::Asc },
+            );
         }
-        select.limit(query.limit).offset((query.page - 1) * query.limit);
+        select
+            .limit(query.limit)
+            .offset((query.page - 1) * query.limit);
         let mut count = Query::select();
-        count.expr(Expr::col(Asterisk).count()).from(table).cond_where(condition);
+        count
+            .expr(Expr::col(Asterisk).count())
+            .from(table)
+            .cond_where(condition);
 
         let reader = self.db.reader();
         let (rows, total) = tokio::try_join!(reader.query_all(&select), reader.query_one(&count))?;
@@ -151,24 +181,46 @@ impl Records {
     pub async fn find_by_id(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
         let (collection, plan) = self.collection(slug)?;
         let _ = principal;
-        let stored = self.load(collection, plan, id, false).await?.ok_or(Error::NotFound)?;
+        let stored = self
+            .load(collection, plan, id, false)
+            .await?
+            .ok_or(Error::NotFound)?;
         Ok(present(collection, stored))
     }
 
     /// Loads a whole stored row (hidden fields too) by id.
-    async fn load(&self, collection: &Collection, plan: &Plan, id: &str, from_writer: bool) -> Result<Option<Doc>> {
+    async fn load(
+        &self,
+        collection: &Collection,
+        plan: &Plan,
+        id: &str,
+        from_writer: bool,
+    ) -> Result<Option<Doc>> {
         let mut select = plan.select_all.clone();
         select.and_where(Expr::col(Alias::new("id")).eq(id));
-        let connection = if from_writer { self.db.writer() } else { self.db.reader() };
+        let connection = if from_writer {
+            self.db.writer()
+        } else {
+            self.db.reader()
+        };
         let row: Option<QueryResult> = connection.query_one(&select).await?;
-        Ok(row.map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend())).transpose()?)
+        Ok(row
+            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
+            .transpose()?)
     }
 }
 
 /// Every column but hidden ones, in table order.
 fn visible_columns(collection: &Collection) -> Vec<Column> {
     std::iter::once(Column::Id)
-        .chain(collection.fields.iter().enumerate().filter(|(_, f)| !f.hidden).map(|(i, _)| Column::Field(i)))
+        .chain(
+            collection
+                .fields
+                .iter()
+                .enumerate()
+                .filter(|(_, f)| !f.hidden)
+                .map(|(i, _)| Column::Field(i)),
+        )
         .chain([Column::CreatedAt, Column::UpdatedAt])
         .collect()
 }

@@ -33,7 +33,11 @@ pub fn unknown_field(name: &str) -> Error {
 }
 
 /// Resolves a field name a caller may use, honouring `readable`.
-pub fn column(collection: &Collection, name: &str, readable: &dyn Fn(usize) -> bool) -> Result<Column, Error> {
+pub fn column(
+    collection: &Collection,
+    name: &str,
+    readable: &dyn Fn(usize) -> bool,
+) -> Result<Column, Error> {
     match name {
         "id" => Ok(Column::Id),
         "createdAt" => Ok(Column::CreatedAt),
@@ -51,12 +55,21 @@ pub fn column(collection: &Collection, name: &str, readable: &dyn Fn(usize) -> b
 impl ListQuery {
     /// # Errors
     /// `BadRequest` naming the first bad parameter.
-    pub fn parse(params: &ListParams, collection: &Collection, max_limit: u64, readable: &dyn Fn(usize) -> bool) -> Result<Self, Error> {
+    pub fn parse(
+        params: &ListParams,
+        collection: &Collection,
+        max_limit: u64,
+        readable: &dyn Fn(usize) -> bool,
+    ) -> Result<Self, Error> {
         let limit = match params.limit.as_deref() {
             None => 20.min(max_limit),
             Some(text) => match text.parse::<u64>() {
                 Ok(n) if (1..=max_limit).contains(&n) => n,
-                _ => return Err(Error::BadRequest(format!("limit must be an integer from 1 to {max_limit}"))),
+                _ => {
+                    return Err(Error::BadRequest(format!(
+                        "limit must be an integer from 1 to {max_limit}"
+                    )));
+                }
             },
         };
         let page = match params.page.as_deref() {
@@ -71,7 +84,9 @@ impl ListQuery {
             Some(text) => {
                 let keys: Vec<&str> = text.split(',').map(str::trim).collect();
                 if keys.len() > MAX_SORT_KEYS {
-                    return Err(Error::BadRequest(format!("sort takes at most {MAX_SORT_KEYS} fields")));
+                    return Err(Error::BadRequest(format!(
+                        "sort takes at most {MAX_SORT_KEYS} fields"
+                    )));
                 }
                 let mut sort = Vec::with_capacity(keys.len());
                 for key in keys {
@@ -100,7 +115,12 @@ impl ListQuery {
                 Some(columns)
             }
         };
-        Ok(Self { sort, limit, page, select })
+        Ok(Self {
+            sort,
+            limit,
+            page,
+            select,
+        })
     }
 }
 
@@ -118,11 +138,22 @@ mod tests {
             "#,
         )
         .unwrap();
-        let schema = Schema::build(vec![Source { file: "t".into(), prefix: String::new(), slug: Some("posts".into()), table }]).unwrap();
+        let schema = Schema::build(vec![Source {
+            file: "t".into(),
+            prefix: String::new(),
+            slug: Some("posts".into()),
+            table,
+        }])
+        .unwrap();
         schema.collections[0].clone()
     }
 
-    fn parse(sort: Option<&str>, limit: Option<&str>, page: Option<&str>, select: Option<&str>) -> Result<ListQuery, String> {
+    fn parse(
+        sort: Option<&str>,
+        limit: Option<&str>,
+        page: Option<&str>,
+        select: Option<&str>,
+    ) -> Result<ListQuery, String> {
         let c = posts();
         let visible = |i: usize| !c.fields[i].hidden;
         let params = ListParams {
@@ -142,19 +173,52 @@ mod tests {
         assert_eq!((ok.limit, ok.page), (5, 2));
         assert_eq!(ok.select, Some(vec![Column::Id, Column::Field(0)]));
         let default = parse(None, None, None, None).unwrap();
-        assert_eq!((default.sort, default.limit, default.page), (vec![(Column::CreatedAt, true)], 20, 1));
+        assert_eq!(
+            (default.sort, default.limit, default.page),
+            (vec![(Column::CreatedAt, true)], 20, 1)
+        );
 
         let errors = [
-            (parse(Some("secret"), None, None, None), "unknown field \"secret\""),
-            (parse(Some("nope"), None, None, None), "unknown field \"nope\""),
-            (parse(None, None, None, Some("secret")), "unknown field \"secret\""),
-            (parse(Some("a,b,c,d,e,f"), None, None, None), "sort takes at most 5 fields"),
-            (parse(Some("-"), None, None, None), "sort has an empty field name"),
-            (parse(None, Some("101"), None, None), "limit must be an integer from 1 to 100"),
-            (parse(None, Some("0"), None, None), "limit must be an integer from 1 to 100"),
-            (parse(None, Some("x"), None, None), "limit must be an integer from 1 to 100"),
-            (parse(None, None, Some("0"), None), "page must be a positive integer"),
-            (parse(None, None, Some("-1"), None), "page must be a positive integer"),
+            (
+                parse(Some("secret"), None, None, None),
+                "unknown field \"secret\"",
+            ),
+            (
+                parse(Some("nope"), None, None, None),
+                "unknown field \"nope\"",
+            ),
+            (
+                parse(None, None, None, Some("secret")),
+                "unknown field \"secret\"",
+            ),
+            (
+                parse(Some("a,b,c,d,e,f"), None, None, None),
+                "sort takes at most 5 fields",
+            ),
+            (
+                parse(Some("-"), None, None, None),
+                "sort has an empty field name",
+            ),
+            (
+                parse(None, Some("101"), None, None),
+                "limit must be an integer from 1 to 100",
+            ),
+            (
+                parse(None, Some("0"), None, None),
+                "limit must be an integer from 1 to 100",
+            ),
+            (
+                parse(None, Some("x"), None, None),
+                "limit must be an integer from 1 to 100",
+            ),
+            (
+                parse(None, None, Some("0"), None),
+                "page must be a positive integer",
+            ),
+            (
+                parse(None, None, Some("-1"), None),
+                "page must be a positive integer",
+            ),
         ];
         for (got, expected) in errors {
             assert_eq!(got.unwrap_err(), expected);

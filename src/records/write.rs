@@ -45,8 +45,15 @@ impl Records {
         columns.push(Alias::new("updatedAt"));
         row.push(now.into());
         row.push(now.into());
-        insert.columns(columns).values(row).map_err(|e| Error::Database(DbErr::Custom(e.to_string())))?;
-        self.db.writer().execute(&insert).await.map_err(|e| write_error(collection, e))?;
+        insert
+            .columns(columns)
+            .values(row)
+            .map_err(|e| Error::Database(DbErr::Custom(e.to_string())))?;
+        self.db
+            .writer()
+            .execute(&insert)
+            .await
+            .map_err(|e| write_error(collection, e))?;
 
         let mut doc = Doc::new();
         doc.insert("id".into(), Json::String(id));
@@ -63,10 +70,19 @@ impl Records {
     ///
     /// # Errors
     /// As [`Records::create`], and `NotFound` for an unknown id.
-    pub async fn update(&self, principal: &Principal, slug: &str, id: &str, body: &Json) -> Result<Doc> {
+    pub async fn update(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        id: &str,
+        body: &Json,
+    ) -> Result<Doc> {
         let (collection, plan) = self.collection(slug)?;
         let _ = principal;
-        let mut stored = self.load(collection, plan, id, true).await?.ok_or(Error::NotFound)?;
+        let mut stored = self
+            .load(collection, plan, id, true)
+            .await?
+            .ok_or(Error::NotFound)?;
         let values = self.check_body(collection, body, Mode::Update).await?;
         let now = Utc::now().trunc_subsecs(3);
         let backend = self.db.backend();
@@ -75,10 +91,20 @@ impl Records {
         update.table(Alias::new(&collection.slug));
         for (index, value) in &values {
             let field = &collection.fields[*index];
-            update.value(Alias::new(&field.name), to_sql_value(&field.kind, value, backend));
+            update.value(
+                Alias::new(&field.name),
+                to_sql_value(&field.kind, value, backend),
+            );
         }
-        update.value(Alias::new("updatedAt"), now).and_where(Expr::col(Alias::new("id")).eq(id));
-        let result = self.db.writer().execute(&update).await.map_err(|e| write_error(collection, e))?;
+        update
+            .value(Alias::new("updatedAt"), now)
+            .and_where(Expr::col(Alias::new("id")).eq(id));
+        let result = self
+            .db
+            .writer()
+            .execute(&update)
+            .await
+            .map_err(|e| write_error(collection, e))?;
         if result.rows_affected() == 0 {
             return Err(Error::NotFound); // deleted meanwhile
         }
@@ -96,10 +122,20 @@ impl Records {
     pub async fn delete(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
         let (collection, plan) = self.collection(slug)?;
         let _ = principal;
-        let stored = self.load(collection, plan, id, true).await?.ok_or(Error::NotFound)?;
+        let stored = self
+            .load(collection, plan, id, true)
+            .await?
+            .ok_or(Error::NotFound)?;
         let mut delete = Query::delete();
-        delete.from_table(Alias::new(&collection.slug)).and_where(Expr::col(Alias::new("id")).eq(id));
-        let result = self.db.writer().execute(&delete).await.map_err(|e| write_error(collection, e))?;
+        delete
+            .from_table(Alias::new(&collection.slug))
+            .and_where(Expr::col(Alias::new("id")).eq(id));
+        let result = self
+            .db
+            .writer()
+            .execute(&delete)
+            .await
+            .map_err(|e| write_error(collection, e))?;
         if result.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
@@ -108,26 +144,51 @@ impl Records {
 
     /// Checks a body against the collection: every problem is collected, then reported at once.
     /// Returns the values to write, by field index.
-    async fn check_body(&self, collection: &Collection, body: &Json, mode: Mode) -> Result<Vec<(usize, Value)>> {
+    async fn check_body(
+        &self,
+        collection: &Collection,
+        body: &Json,
+        mode: Mode,
+    ) -> Result<Vec<(usize, Value)>> {
         let Some(object) = body.as_object() else {
-            return Err(Error::Validation(vec![FieldError::new("", "invalid_type", "the body must be a JSON object")]));
+            return Err(Error::Validation(vec![FieldError::new(
+                "",
+                "invalid_type",
+                "the body must be a JSON object",
+            )]));
         };
         let mut errors = Vec::new();
         for key in object.keys() {
             if SYSTEM_FIELDS.contains(&key.as_str()) {
-                errors.push(FieldError::new(key, "read_only", format!("{key} is set by the server")));
+                errors.push(FieldError::new(
+                    key,
+                    "read_only",
+                    format!("{key} is set by the server"),
+                ));
                 continue;
             }
             match collection.field(key).map(|f| f.role) {
                 // Secret fields exist only inside Lucent: they read like any unknown name.
                 None | Some(FieldRole::Secret) => {
-                    errors.push(FieldError::new(key, "unknown_field", format!("unknown field \"{key}\"")));
+                    errors.push(FieldError::new(
+                        key,
+                        "unknown_field",
+                        format!("unknown field \"{key}\""),
+                    ));
                 }
                 Some(FieldRole::Verified) => {
-                    errors.push(FieldError::new(key, "read_only", format!("{key} is set by Lucent")));
+                    errors.push(FieldError::new(
+                        key,
+                        "read_only",
+                        format!("{key} is set by Lucent"),
+                    ));
                 }
                 Some(FieldRole::Password) => {
-                    errors.push(FieldError::new(key, "read_only", "passwords are set through the auth routes"));
+                    errors.push(FieldError::new(
+                        key,
+                        "read_only",
+                        "passwords are set through the auth routes",
+                    ));
                 }
                 Some(FieldRole::Data) => {}
             }
@@ -155,15 +216,26 @@ impl Records {
             if let (FieldKind::Relation { to, .. }, Value::Text(id)) = (&field.kind, value)
                 && !self.exists(to, id).await?
             {
-                errors.push(FieldError::new(&field.name, "invalid_relation", format!("no {to} document has id \"{id}\"")));
+                errors.push(FieldError::new(
+                    &field.name,
+                    "invalid_relation",
+                    format!("no {to} document has id \"{id}\""),
+                ));
             }
         }
-        if errors.is_empty() { Ok(values) } else { Err(Error::Validation(errors)) }
+        if errors.is_empty() {
+            Ok(values)
+        } else {
+            Err(Error::Validation(errors))
+        }
     }
 
     async fn exists(&self, slug: &str, id: &str) -> Result<bool> {
         let mut select = Query::select();
-        select.expr(Expr::val(1)).from(Alias::new(slug)).and_where(Expr::col(Alias::new("id")).eq(id));
+        select
+            .expr(Expr::val(1))
+            .from(Alias::new(slug))
+            .and_where(Expr::col(Alias::new("id")).eq(id));
         Ok(self.db.writer().query_one(&select).await?.is_some())
     }
 }
@@ -185,9 +257,16 @@ fn write_error(collection: &Collection, error: DbErr) -> Error {
                 .unwrap_or_default();
             Error::Unique { field }
         }
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => {
-            Error::Conflict("the document is referenced by another document, or a related document no longer exists".into())
-        }
+        Some(SqlErr::ForeignKeyConstraintViolation(_)) => foreign_key_conflict(),
+        // SQLite reports a RESTRICT violation with another extended code than the one sea-orm maps.
+        _ if error.to_string().contains("FOREIGN KEY constraint failed") => foreign_key_conflict(),
         _ => Error::Database(error),
     }
+}
+
+fn foreign_key_conflict() -> Error {
+    Error::Conflict(
+        "the document is referenced by another document, or a related document no longer exists"
+            .into(),
+    )
 }

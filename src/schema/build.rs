@@ -8,14 +8,16 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::{
-    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, OnDelete, PredicateSource,
-    Schema, SYSTEM_FIELDS, Value,
+    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, OnDelete,
+    PredicateSource, SYSTEM_FIELDS, Schema, Value,
 };
-use crate::config::raw::{RawAccess, RawAuthCollection, RawCollection, RawField, RawFieldAccess};
+use crate::config::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
 use crate::config::{Diagnostic, Diagnostics, decode, parse_duration};
 
-static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
-static FIELD_NAME: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_]{0,62}$").expect("valid regex"));
+static SLUG: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
+static FIELD_NAME: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_]{0,62}$").expect("valid regex"));
 
 /// Route segments that auth collections use, which a collection slug must not shadow.
 const RESERVED_SLUGS: [&str; 3] = ["health", "openapi.json", "docs"];
@@ -70,23 +72,66 @@ impl Schema {
 }
 
 fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collection> {
-    let Source { file, prefix, slug, table } = source;
+    let Source {
+        file,
+        prefix,
+        slug,
+        mut table,
+    } = source;
     let at = |key: &str| format!("{prefix}{key}");
-    let raw: RawCollection = decode(toml::Value::Table(table), &file, prefix.trim_end_matches('.'), diags)?;
-    let slug = raw.slug.or(slug).unwrap_or_default();
+    // Taken key by key, so one bad key does not hide the problems of the rest.
+    let mut text = |key: &str, diags: &mut Diagnostics| match table.remove(key) {
+        None => None,
+        Some(toml::Value::String(value)) => Some(value),
+        Some(_) => {
+            diags.push(Diagnostic::new(&file, at(key), "expected a string"));
+            None
+        }
+    };
+    let slug = text("slug", diags).or(slug).unwrap_or_default();
+    let label = text("label", diags);
+    let auth = table.remove("auth");
+    let access = table.remove("access");
+    let field_table = match table.remove("fields") {
+        None => toml::Table::new(),
+        Some(toml::Value::Table(fields)) => fields,
+        Some(_) => {
+            diags.push(Diagnostic::new(
+                &file,
+                at("fields"),
+                "expected a table of fields",
+            ));
+            toml::Table::new()
+        }
+    };
+    for key in table.keys() {
+        diags.push(Diagnostic::new(
+            &file,
+            at(key),
+            format!("unknown key `{key}` (expected slug, label, auth, fields or access)"),
+        ));
+    }
     if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
         diags.push(Diagnostic::new(&file, at("slug"), format!("invalid collection slug `{slug}` (expected ^[a-z][a-z0-9_-]{{0,62}}$, not a reserved route)")));
     }
 
     let mut fields = Vec::new();
-    for (name, value) in raw.fields.unwrap_or_default() {
+    for (name, value) in field_table {
         let path = at(&format!("fields.{name}"));
         if SYSTEM_FIELDS.contains(&name.as_str()) {
-            diags.push(Diagnostic::new(&file, &path, format!("`{name}` is a system field and cannot be declared")));
+            diags.push(Diagnostic::new(
+                &file,
+                &path,
+                format!("`{name}` is a system field and cannot be declared"),
+            ));
             continue;
         }
         if !FIELD_NAME.is_match(&name) {
-            diags.push(Diagnostic::new(&file, &path, format!("invalid field name `{name}` (expected ^[A-Za-z][A-Za-z0-9_]{{0,62}}$)")));
+            diags.push(Diagnostic::new(
+                &file,
+                &path,
+                format!("invalid field name `{name}` (expected ^[A-Za-z][A-Za-z0-9_]{{0,62}}$)"),
+            ));
             continue;
         }
         if let Some(raw_field) = decode::<RawField>(value, &file, &path, diags)
@@ -96,7 +141,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
         }
     }
 
-    let access = match raw.access {
+    let access = match access {
         None => CollectionAccess::default(),
         Some(value) => decode::<RawAccess>(value, &file, &at("access"), diags)
             .map(|a| CollectionAccess {
@@ -108,27 +153,52 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
             .unwrap_or_default(),
     };
 
-    let auth = match raw.auth {
+    let auth = match auth {
         None | Some(toml::Value::Boolean(false)) => None,
         Some(toml::Value::Boolean(true)) => Some(RawAuthCollection::default()),
-        Some(value @ toml::Value::Table(_)) => decode::<RawAuthCollection>(value, &file, &at("auth"), diags),
+        Some(value @ toml::Value::Table(_)) => {
+            decode::<RawAuthCollection>(value, &file, &at("auth"), diags)
+        }
         Some(_) => {
-            diags.push(Diagnostic::new(&file, at("auth"), "expected true, false or a table of auth options"));
+            diags.push(Diagnostic::new(
+                &file,
+                at("auth"),
+                "expected true, false or a table of auth options",
+            ));
             None
         }
     };
     let auth = auth.and_then(|raw_auth| build_auth(raw_auth, &mut fields, &file, &prefix, diags));
 
-    Some(Collection { label: raw.label.unwrap_or_else(|| slug.clone()), slug, fields, auth, access, file, prefix })
+    Some(Collection {
+        label: label.unwrap_or_else(|| slug.clone()),
+        slug,
+        fields,
+        auth,
+        access,
+        file,
+        prefix,
+    })
 }
 
 fn predicate(source: Option<String>, path: &str) -> Option<PredicateSource> {
-    source.map(|source| PredicateSource { source, path: path.to_string() })
+    source.map(|source| PredicateSource {
+        source,
+        path: path.to_string(),
+    })
 }
 
-fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mut Diagnostics) -> Option<Field> {
+fn build_field(
+    name: &str,
+    raw: RawField,
+    file: &PathBuf,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Option<Field> {
     let before = diags.0.len();
-    let mut report = |key: &str, message: String| diags.push(Diagnostic::new(file, format!("{path}.{key}"), message));
+    let mut report = |key: &str, message: String| {
+        diags.push(Diagnostic::new(file, format!("{path}.{key}"), message))
+    };
     let kind = match raw.kind.as_str() {
         "string" => FieldKind::String,
         "text" => FieldKind::Text,
@@ -141,7 +211,10 @@ fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mu
         "select" => match &raw.options {
             Some(options) if !options.is_empty() => FieldKind::Select(options.clone()),
             _ => {
-                report("options", "a select field needs a non-empty `options` list".into());
+                report(
+                    "options",
+                    "a select field needs a non-empty `options` list".into(),
+                );
                 FieldKind::Select(Vec::new())
             }
         },
@@ -151,22 +224,38 @@ fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mu
                 Some("cascade") => OnDelete::Cascade,
                 Some("restrict") => OnDelete::Restrict,
                 Some(other) => {
-                    report("on_delete", format!("expected \"set_null\", \"cascade\" or \"restrict\", got \"{other}\""));
+                    report(
+                        "on_delete",
+                        format!(
+                            "expected \"set_null\", \"cascade\" or \"restrict\", got \"{other}\""
+                        ),
+                    );
                     OnDelete::SetNull
                 }
             };
             match &raw.to {
-                Some(to) => FieldKind::Relation { to: to.clone(), on_delete },
+                Some(to) => FieldKind::Relation {
+                    to: to.clone(),
+                    on_delete,
+                },
                 None => {
-                    report("to", "a relation field needs `to = \"<collection>\"`".into());
-                    FieldKind::Relation { to: String::new(), on_delete }
+                    report(
+                        "to",
+                        "a relation field needs `to = \"<collection>\"`".into(),
+                    );
+                    FieldKind::Relation {
+                        to: String::new(),
+                        on_delete,
+                    }
                 }
             }
         }
         other => {
             report(
                 "type",
-                format!("unknown field type `{other}` (expected string, text, email, integer, number, boolean, select, datetime, json or relation)"),
+                format!(
+                    "unknown field type `{other}` (expected string, text, email, integer, number, boolean, select, datetime, json or relation)"
+                ),
             );
             return None;
         }
@@ -174,14 +263,28 @@ fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mu
     if raw.options.is_some() && !matches!(kind, FieldKind::Select(_)) {
         report("options", "`options` applies only to select fields".into());
     }
-    if (raw.to.is_some() || raw.on_delete.is_some()) && !matches!(kind, FieldKind::Relation { .. }) {
-        report("to", "`to` and `on_delete` apply only to relation fields".into());
+    if (raw.to.is_some() || raw.on_delete.is_some()) && !matches!(kind, FieldKind::Relation { .. })
+    {
+        report(
+            "to",
+            "`to` and `on_delete` apply only to relation fields".into(),
+        );
     }
-    if (raw.min.is_some() || raw.max.is_some()) && !matches!(kind, FieldKind::Integer | FieldKind::Number) {
-        report("min", "`min` and `max` apply only to integer and number fields".into());
+    if (raw.min.is_some() || raw.max.is_some())
+        && !matches!(kind, FieldKind::Integer | FieldKind::Number)
+    {
+        report(
+            "min",
+            "`min` and `max` apply only to integer and number fields".into(),
+        );
     }
-    if (raw.min_length.is_some() || raw.max_length.is_some() || raw.pattern.is_some()) && !kind.is_textual() {
-        report("max_length", "`min_length`, `max_length` and `pattern` apply only to string-like fields".into());
+    if (raw.min_length.is_some() || raw.max_length.is_some() || raw.pattern.is_some())
+        && !kind.is_textual()
+    {
+        report(
+            "max_length",
+            "`min_length`, `max_length` and `pattern` apply only to string-like fields".into(),
+        );
     }
     if let (Some(min), Some(max)) = (raw.min, raw.max)
         && min > max
@@ -191,20 +294,38 @@ fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mu
     if let (Some(min), Some(max)) = (raw.min_length, raw.max_length)
         && min > max
     {
-        report("min_length", "`min_length` is greater than `max_length`".into());
+        report(
+            "min_length",
+            "`min_length` is greater than `max_length`".into(),
+        );
     }
-    let pattern = raw.pattern.as_ref().and_then(|p| match Regex::new(&format!("^(?:{p})$")) {
-        Ok(regex) => Some(regex),
-        Err(e) => {
-            report("pattern", format!("invalid regex: {}", e.to_string().lines().last().unwrap_or_default().trim()));
-            None
-        }
-    });
-    let access = raw.access.map(|RawFieldAccess { read, create, update }| FieldAccess {
-        read: predicate(read, &format!("{path}.access.read")),
-        create: predicate(create, &format!("{path}.access.create")),
-        update: predicate(update, &format!("{path}.access.update")),
-    });
+    let pattern = raw
+        .pattern
+        .as_ref()
+        .and_then(|p| match Regex::new(&format!("^(?:{p})$")) {
+            Ok(regex) => Some(regex),
+            Err(e) => {
+                report(
+                    "pattern",
+                    format!(
+                        "invalid regex: {}",
+                        e.to_string().lines().last().unwrap_or_default().trim()
+                    ),
+                );
+                None
+            }
+        });
+    let access = raw.access.map(
+        |RawFieldAccess {
+             read,
+             create,
+             update,
+         }| FieldAccess {
+            read: predicate(read, &format!("{path}.access.read")),
+            create: predicate(create, &format!("{path}.access.create")),
+            update: predicate(update, &format!("{path}.access.update")),
+        },
+    );
 
     let mut field = Field::new(name, kind);
     field.required = raw.required.unwrap_or(false);
@@ -222,7 +343,11 @@ fn build_field(name: &str, raw: RawField, file: &PathBuf, path: &str, diags: &mu
     if let Some(default) = raw.default {
         match field.parse(&toml_to_json(default)) {
             Ok(value) => field.default = Some(value),
-            Err(e) => diags.push(Diagnostic::new(file, format!("{path}.default"), format!("default fails the field's own rules: {}", e.message))),
+            Err(e) => diags.push(Diagnostic::new(
+                file,
+                format!("{path}.default"),
+                format!("default fails the field's own rules: {}", e.message),
+            )),
         }
     }
     (diags.0.len() == before).then_some(field)
@@ -232,13 +357,19 @@ fn toml_to_json(value: toml::Value) -> serde_json::Value {
     match value {
         toml::Value::String(s) => serde_json::Value::String(s),
         toml::Value::Integer(i) => serde_json::Value::from(i),
-        toml::Value::Float(f) => serde_json::Number::from_f64(f).map_or(serde_json::Value::Null, serde_json::Value::Number),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map_or(serde_json::Value::Null, serde_json::Value::Number),
         toml::Value::Boolean(b) => serde_json::Value::Bool(b),
         toml::Value::Datetime(d) => serde_json::Value::String(d.to_string()),
-        toml::Value::Array(items) => serde_json::Value::Array(items.into_iter().map(toml_to_json).collect()),
-        toml::Value::Table(table) => {
-            serde_json::Value::Object(table.into_iter().map(|(k, v)| (k, toml_to_json(v))).collect())
+        toml::Value::Array(items) => {
+            serde_json::Value::Array(items.into_iter().map(toml_to_json).collect())
         }
+        toml::Value::Table(table) => serde_json::Value::Object(
+            table
+                .into_iter()
+                .map(|(k, v)| (k, toml_to_json(v)))
+                .collect(),
+        ),
     }
 }
 
@@ -262,7 +393,11 @@ fn build_auth(
     match fields.iter_mut().find(|f| f.name == login_field) {
         Some(field) => {
             if !field.kind.is_textual() {
-                diags.push(Diagnostic::new(file, format!("{prefix}fields.{login_field}"), "a login field must be a string or email field"));
+                diags.push(Diagnostic::new(
+                    file,
+                    format!("{prefix}fields.{login_field}"),
+                    "a login field must be a string or email field",
+                ));
             }
             field.required = true;
             field.unique = true;
@@ -303,7 +438,11 @@ fn build_auth(
     for (name, kind, role) in secret_fields {
         if let Some(field) = fields.iter_mut().find(|f| f.name == name) {
             if !field.hidden {
-                diags.push(Diagnostic::new(file, format!("{prefix}fields.{name}"), format!("`{name}` holds a secret and must be declared with hidden = true")));
+                diags.push(Diagnostic::new(
+                    file,
+                    format!("{prefix}fields.{name}"),
+                    format!("`{name}` holds a secret and must be declared with hidden = true"),
+                ));
             }
             field.role = role;
         } else {
@@ -316,7 +455,11 @@ fn build_auth(
     if declared.contains("verified") {
         if let Some(field) = fields.iter_mut().find(|f| f.name == "verified") {
             if field.kind != FieldKind::Boolean {
-                diags.push(Diagnostic::new(file, format!("{prefix}fields.verified"), "`verified` must be a boolean field"));
+                diags.push(Diagnostic::new(
+                    file,
+                    format!("{prefix}fields.verified"),
+                    "`verified` must be a boolean field",
+                ));
             }
             field.role = FieldRole::Verified;
         }

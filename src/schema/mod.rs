@@ -25,8 +25,15 @@ pub struct Schema {
 
 impl Schema {
     pub fn new(collections: Vec<Collection>) -> Self {
-        let by_slug = collections.iter().enumerate().map(|(i, c)| (c.slug.clone(), i)).collect();
-        Self { collections, by_slug }
+        let by_slug = collections
+            .iter()
+            .enumerate()
+            .map(|(i, c)| (c.slug.clone(), i))
+            .collect();
+        Self {
+            collections,
+            by_slug,
+        }
     }
 
     pub fn get(&self, slug: &str) -> Option<&Collection> {
@@ -58,7 +65,9 @@ impl Collection {
 
     /// The login field of an auth collection.
     pub fn login_field(&self) -> Option<&Field> {
-        self.auth.as_ref().and_then(|auth| self.field(&auth.login_field))
+        self.auth
+            .as_ref()
+            .and_then(|auth| self.field(&auth.login_field))
     }
 }
 
@@ -133,7 +142,14 @@ impl FieldKind {
 
     /// Kinds whose values are strings and take `min_length`, `max_length` and `pattern`.
     pub fn is_textual(&self) -> bool {
-        matches!(self, FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) | FieldKind::Relation { .. })
+        matches!(
+            self,
+            FieldKind::String
+                | FieldKind::Text
+                | FieldKind::Email
+                | FieldKind::Select(_)
+                | FieldKind::Relation { .. }
+        )
     }
 }
 

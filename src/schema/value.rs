@@ -52,7 +52,9 @@ pub fn format_time(t: &DateTime<Utc>) -> String {
 
 /// A datetime parsed from RFC 3339 and cut to milliseconds.
 pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text).ok().map(|t| t.with_timezone(&Utc).trunc_subsecs(3))
+    DateTime::parse_from_rfc3339(text)
+        .ok()
+        .map(|t| t.with_timezone(&Utc).trunc_subsecs(3))
 }
 
 /// One failing field of a body, as reported in an error's `details`.
@@ -65,7 +67,11 @@ pub struct FieldError {
 
 impl FieldError {
     pub fn new(field: &str, code: &'static str, message: impl Into<String>) -> Self {
-        Self { field: field.to_string(), code, message: message.into() }
+        Self {
+            field: field.to_string(),
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -79,18 +85,34 @@ impl Field {
         let name = self.name.as_str();
         if input.is_null() {
             return if self.required {
-                Err(FieldError::new(name, "required", format!("{name} is required")))
+                Err(FieldError::new(
+                    name,
+                    "required",
+                    format!("{name} is required"),
+                ))
             } else {
                 Ok(Value::Null)
             };
         }
-        let wrong_type = || FieldError::new(name, "invalid_type", format!("{name} must be {}", self.expected()));
+        let wrong_type = || {
+            FieldError::new(
+                name,
+                "invalid_type",
+                format!("{name} must be {}", self.expected()),
+            )
+        };
         let value = match &self.kind {
-            FieldKind::String | FieldKind::Text => Value::Text(input.as_str().ok_or_else(wrong_type)?.to_string()),
+            FieldKind::String | FieldKind::Text => {
+                Value::Text(input.as_str().ok_or_else(wrong_type)?.to_string())
+            }
             FieldKind::Email => {
                 let text = input.as_str().ok_or_else(wrong_type)?.trim();
                 if text.len() > 254 || !EMAIL.is_match(text) {
-                    return Err(FieldError::new(name, "invalid_email", format!("{name} must be a valid email address")));
+                    return Err(FieldError::new(
+                        name,
+                        "invalid_email",
+                        format!("{name} must be a valid email address"),
+                    ));
                 }
                 Value::Text(text.to_lowercase())
             }
@@ -108,14 +130,25 @@ impl Field {
             FieldKind::Relation { .. } => {
                 let text = input.as_str().ok_or_else(wrong_type)?;
                 if text.is_empty() || text.len() > 64 {
-                    return Err(FieldError::new(name, "invalid_relation", format!("{name} must be a document id")));
+                    return Err(FieldError::new(
+                        name,
+                        "invalid_relation",
+                        format!("{name} must be a document id"),
+                    ));
                 }
                 Value::Text(text.to_string())
             }
             FieldKind::Integer => Value::Int(input.as_i64().ok_or_else(wrong_type)?),
-            FieldKind::Number => Value::Float(input.as_f64().filter(|f| f.is_finite()).ok_or_else(wrong_type)?),
+            FieldKind::Number => Value::Float(
+                input
+                    .as_f64()
+                    .filter(|f| f.is_finite())
+                    .ok_or_else(wrong_type)?,
+            ),
             FieldKind::Boolean => Value::Bool(input.as_bool().ok_or_else(wrong_type)?),
-            FieldKind::Datetime => Value::Time(input.as_str().and_then(parse_time).ok_or_else(wrong_type)?),
+            FieldKind::Datetime => {
+                Value::Time(input.as_str().and_then(parse_time).ok_or_else(wrong_type)?)
+            }
             FieldKind::Json => Value::Json(input.clone()),
         };
         self.check_rules(&value)?;
@@ -124,7 +157,9 @@ impl Field {
 
     fn expected(&self) -> &'static str {
         match self.kind {
-            FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => "a string",
+            FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => {
+                "a string"
+            }
             FieldKind::Relation { .. } => "a document id (string)",
             FieldKind::Integer => "an integer",
             FieldKind::Number => "a number",
@@ -140,16 +175,30 @@ impl Field {
             Value::Text(text) => {
                 let length = text.chars().count();
                 if let Some(min) = self.min_length.filter(|&min| length < min) {
-                    return Err(FieldError::new(name, "too_short", format!("{name} must be at least {min} characters")));
+                    return Err(FieldError::new(
+                        name,
+                        "too_short",
+                        format!("{name} must be at least {min} characters"),
+                    ));
                 }
                 if let Some(max) = self.max_length.filter(|&max| length > max) {
-                    return Err(FieldError::new(name, "too_long", format!("{name} must be at most {max} characters")));
+                    return Err(FieldError::new(
+                        name,
+                        "too_long",
+                        format!("{name} must be at most {max} characters"),
+                    ));
                 }
                 if let Some(pattern) = self.pattern.as_ref().filter(|p| !p.is_match(text)) {
                     return Err(FieldError::new(
                         name,
                         "pattern_mismatch",
-                        format!("{name} must match the pattern {}", pattern.as_str().trim_start_matches("^(?:").trim_end_matches(")$")),
+                        format!(
+                            "{name} must match the pattern {}",
+                            pattern
+                                .as_str()
+                                .trim_start_matches("^(?:")
+                                .trim_end_matches(")$")
+                        ),
                     ));
                 }
             }
@@ -160,10 +209,18 @@ impl Field {
                     _ => unreachable!("matched above"),
                 };
                 if let Some(min) = self.min.filter(|&min| number < min) {
-                    return Err(FieldError::new(name, "too_small", format!("{name} must be at least {min}")));
+                    return Err(FieldError::new(
+                        name,
+                        "too_small",
+                        format!("{name} must be at least {min}"),
+                    ));
                 }
                 if let Some(max) = self.max.filter(|&max| number > max) {
-                    return Err(FieldError::new(name, "too_large", format!("{name} must be at most {max}")));
+                    return Err(FieldError::new(
+                        name,
+                        "too_large",
+                        format!("{name} must be at most {max}"),
+                    ));
                 }
             }
             Value::Null | Value::Bool(_) | Value::Time(_) | Value::Json(_) => {}
@@ -223,9 +280,16 @@ mod tests {
     #[test]
     fn email_is_lowercased_and_checked() {
         let f = field(FieldKind::Email);
-        assert_eq!(f.parse(&json!("Jane@Example.COM")).unwrap(), Value::Text("jane@example.com".into()));
+        assert_eq!(
+            f.parse(&json!("Jane@Example.COM")).unwrap(),
+            Value::Text("jane@example.com".into())
+        );
         for bad in ["jane", "jane@", "@x.io", "a b@x.io", "jane@localhost"] {
-            assert_eq!(f.parse(&json!(bad)).unwrap_err().code, "invalid_email", "{bad}");
+            assert_eq!(
+                f.parse(&json!(bad)).unwrap_err().code,
+                "invalid_email",
+                "{bad}"
+            );
         }
     }
 
@@ -234,7 +298,10 @@ mod tests {
         let f = field(FieldKind::Datetime);
         let v = f.parse(&json!("2026-01-02T03:04:05.678912+02:00")).unwrap();
         assert_eq!(v.to_json(), json!("2026-01-02T01:04:05.678Z"));
-        assert_eq!(f.parse(&json!("yesterday")).unwrap_err().code, "invalid_type");
+        assert_eq!(
+            f.parse(&json!("yesterday")).unwrap_err().code,
+            "invalid_type"
+        );
     }
 
     #[test]

@@ -1,0 +1,197 @@
+//! The commands besides `serve`: `check` and `openapi`, and the OpenAPI routes.
+
+use std::process::Command;
+
+use serde_json::Value;
+
+use crate::helpers::{Backend, POSTS, Server, lucent_bin};
+
+fn run(args: &[&str], config: &str) -> (bool, String, String) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("lucent.toml"), config).unwrap();
+    let output = Command::new(lucent_bin())
+        .args(args)
+        .arg("--config")
+        .arg(dir.path().join("lucent.toml"))
+        .env_remove("LUCENT_DATABASE_URL")
+        .output()
+        .unwrap();
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
+}
+
+#[test]
+fn check_summarizes_a_good_config() {
+    let (ok, stdout, _) = run(&["check"], POSTS);
+    assert!(ok);
+    assert!(stdout.contains("2 collection(s)"), "{stdout}");
+    assert!(stdout.contains("posts: title: string!"), "{stdout}");
+}
+
+#[test]
+fn check_lists_every_error_with_its_location() {
+    let config = r#"
+unknown_top = 1
+[server]
+port = "eighty"
+[auth]
+jwt_expiry = "soon"
+[collections.posts]
+labl = "typo"
+[collections.posts.fields]
+title = { type = "strng" }
+n = { type = "integer", min = 5, max = 1, default = "x" }
+p = { type = "string", pattern = "(" }
+r = { type = "relation", to = "ghosts" }
+s = { type = "select" }
+id = { type = "string" }
+"Bad Name" = { type = "string" }
+[collections.Bad]
+"#;
+    let (ok, _, stderr) = run(&["check"], config);
+    assert!(!ok);
+    for expected in [
+        "unknown_top: unknown key",
+        "server: invalid type",
+        "auth.jwt_expiry: invalid duration `soon`",
+        "collections.posts.labl: unknown key `labl`",
+        "collections.posts.fields.title.type: unknown field type `strng`",
+        "collections.posts.fields.n.min: `min` is greater than `max`",
+        "collections.posts.fields.n.default: default fails",
+        "collections.posts.fields.p.pattern: invalid regex",
+        "collections.posts.fields.r.to: relation to unknown collection `ghosts`",
+        "collections.posts.fields.s.options: a select field needs",
+        "collections.posts.fields.id: `id` is a system field",
+        "collections.posts.fields.Bad Name: invalid field name",
+        "collections.Bad.slug: invalid collection slug `Bad`",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "missing `{expected}` in:\n{stderr}"
+        );
+    }
+    assert!(
+        stderr.contains("lucent.toml: "),
+        "errors name their file:\n{stderr}"
+    );
+}
+
+#[test]
+fn environment_references_are_interpolated_or_reported() {
+    let (ok, _, stderr) = run(
+        &["check"],
+        "[database]\nurl = \"${LUCENT_TEST_SURELY_UNSET_VAR}\"\n",
+    );
+    assert!(!ok);
+    assert!(
+        stderr.contains(
+            "database.url: environment variable `LUCENT_TEST_SURELY_UNSET_VAR` is not set"
+        ),
+        "{stderr}"
+    );
+    let (ok, _, stderr) = run(
+        &["check"],
+        "[server]\nhost = \"${LUCENT_TEST_SURELY_UNSET_VAR:-0.0.0.0}\"\n",
+    );
+    assert!(ok, "{stderr}");
+}
+
+#[test]
+fn schema_files_are_collections_too() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("lucent.toml"),
+        "[collections.users]\nauth = true\n",
+    )
+    .unwrap();
+    std::fs::create_dir(dir.path().join("schemas")).unwrap();
+    std::fs::write(
+        dir.path().join("schemas/notes.toml"),
+        "[fields]\ntext = { type = \"text\" }\nowner = { type = \"relation\", to = \"users\" }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("schemas/users.toml"),
+        "[fields]\nx = { type = \"text\" }\n",
+    )
+    .unwrap();
+    let output = Command::new(lucent_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("lucent.toml"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("users.toml: slug: duplicate collection slug `users`"),
+        "{stderr}"
+    );
+    std::fs::remove_file(dir.path().join("schemas/users.toml")).unwrap();
+    let output = Command::new(lucent_bin())
+        .arg("check")
+        .arg("--config")
+        .arg(dir.path().join("lucent.toml"))
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(String::from_utf8_lossy(&output.stdout).contains("notes: text: text, owner → users"));
+}
+
+#[test]
+fn openapi_command_prints_the_document() {
+    let (ok, stdout, _) = run(&["openapi"], POSTS);
+    assert!(ok);
+    let document: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(document["openapi"], "3.0.3");
+    assert!(document["paths"]["/api/posts/{id}"]["patch"].is_object());
+}
+
+#[tokio::test]
+async fn openapi_document_follows_the_schema() {
+    let server = Server::start(&Backend::Sqlite, POSTS).await;
+    let (status, document) = server.get("/api/openapi.json").await;
+    assert_eq!(status, 200);
+    let posts = &document["components"]["schemas"]["posts"];
+    assert!(posts["properties"]["title"].is_object());
+    assert!(
+        posts["properties"].get("secret").is_none(),
+        "hidden fields are absent"
+    );
+    assert!(
+        posts["required"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::from("title"))
+    );
+    assert_eq!(
+        posts["properties"]["status"]["enum"],
+        serde_json::json!(["draft", "published"])
+    );
+    let users = &document["components"]["schemas"]["users"];
+    assert!(users["properties"].get("password").is_none());
+    assert!(document["components"]["schemas"]["Error"]["properties"]["error"].is_object());
+    assert!(document["components"]["securitySchemes"]["bearerAuth"].is_object());
+    for path in ["/api/posts", "/api/posts/{id}", "/api/users", "/api/health"] {
+        assert!(document["paths"][path].is_object(), "{path}");
+    }
+    let page = server
+        .client
+        .get(server.url("/api/docs"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("SwaggerUIBundle") && html.contains("\"/api/posts/{id}\""),
+        "Swagger UI embeds our document"
+    );
+}

@@ -1,0 +1,7 @@
+//! Lucent's integration tests: one binary, a real server per test (free port, temp folder, own
+//! database), spoken to over HTTP.
+
+mod cli;
+mod collections;
+mod helpers;
+mod lists;
