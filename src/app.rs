@@ -4,7 +4,11 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use crate::config::{self, Config, Diagnostics};
+use crate::access::Policies;
+use crate::auth::password::Passwords;
+use crate::auth::secret::Secret;
+use crate::auth::{self, Auth};
+use crate::config::{self, Config, Diagnostics, Env};
 use crate::db::{self, Database};
 use crate::records::Records;
 
@@ -15,6 +19,10 @@ pub enum StartError {
     Config(#[from] Diagnostics),
     #[error("database: {0}")]
     Database(#[from] sea_orm::DbErr),
+    #[error("{0}")]
+    Migration(#[from] db::migrate::MigrateError),
+    #[error("{0}")]
+    Setup(String),
 }
 
 /// A running Lucent instance, usable as a library.
@@ -22,6 +30,7 @@ pub enum StartError {
 pub struct Lucent {
     pub config: Arc<Config>,
     pub records: Records,
+    pub auth: Auth,
 }
 
 impl Lucent {
@@ -39,17 +48,69 @@ impl Lucent {
     /// # Errors
     /// A database that cannot be reached or set up.
     pub async fn from_config(config: Config) -> Result<Self, StartError> {
+        let policies = Policies::compile(&config.schema)?;
+        for warning in &policies.warnings {
+            tracing::warn!("{warning}");
+        }
+        let jwt_secret = jwt_secret(&config)?;
         let database = Database::connect(&config.database.url).await?;
-        db::create_schema(database.writer(), &config.schema).await?;
+        db::migrate::bring_up_to_date(&database, &config).await?;
+        auth::store::create_tables(&database).await?;
+        auth::api_keys::create_table(&database).await?;
         let schema = Arc::new(config.schema.clone());
-        let records = Records::new(schema, database, u64::from(config.server.max_limit));
+        let passwords = Passwords::new();
+        let records = Records::new(
+            schema,
+            database,
+            u64::from(config.server.max_limit),
+            passwords.clone(),
+            config.auth.password.clone(),
+            policies,
+        );
+        let auth = Auth::new(records.clone(), config.auth.clone(), &jwt_secret, passwords);
         Ok(Self {
             config: Arc::new(config),
             records,
+            auth,
         })
     }
 
     pub fn database(&self) -> &Database {
         self.records.database()
     }
+}
+
+/// The JWT secret: configured (at least 32 bytes in prod), or in dev generated once and kept in
+/// the data folder so tokens survive restarts.
+fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartError> {
+    if let Some(secret) = &config.auth.jwt_secret {
+        return Ok(secret.as_bytes().to_vec());
+    }
+    if config.server.env == Env::Prod {
+        return Err(StartError::Setup(
+            "auth.jwt_secret is required in prod (at least 32 bytes)".into(),
+        ));
+    }
+    let path = config.data_dir().join("jwt_secret");
+    if let Ok(secret) = std::fs::read_to_string(&path)
+        && secret.trim().len() >= 32
+    {
+        return Ok(secret.trim().as_bytes().to_vec());
+    }
+    let secret = Secret::generate();
+    std::fs::create_dir_all(config.data_dir())
+        .map_err(|e| StartError::Setup(format!("cannot create the data folder: {e}")))?;
+    write_private(&path, secret.expose())
+        .map_err(|e| StartError::Setup(format!("cannot write {}: {e}", path.display())))?;
+    tracing::warn!(path = %path.display(), "auth.jwt_secret is not set: generated a development secret (set JWT_SECRET in production)");
+    Ok(secret.expose().as_bytes().to_vec())
+}
+
+fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(contents.as_bytes())
 }

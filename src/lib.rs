@@ -1,6 +1,7 @@
 //! Lucent: a config-driven headless CMS backend. Collections declared in TOML become tables and
 //! REST routes; the HTTP layer is a thin adapter over the library API in [`app::Lucent`].
 
+pub mod access;
 pub mod app;
 pub mod auth;
 pub mod cli;

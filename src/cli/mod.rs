@@ -1,5 +1,8 @@
-//! The `lucent` command line: `serve`, `check`, `openapi`. Each command returns an exit code;
+//! The `lucent` command line: `serve`, `check`, `migrate`, `openapi`. Each command returns an exit code;
 //! `main` only parses arguments and exits.
+
+mod migrate;
+mod user;
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -8,6 +11,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Lucent;
+use crate::access::Policies;
 use crate::config::{self, Config};
 use crate::schema::FieldKind;
 
@@ -40,6 +44,16 @@ pub enum Command {
         #[arg(long, default_value = "lucent.toml")]
         config: PathBuf,
     },
+    /// Show, write and apply schema migrations.
+    Migrate {
+        #[command(subcommand)]
+        command: migrate::MigrateCommand,
+    },
+    /// Manage accounts without HTTP.
+    User {
+        #[command(subcommand)]
+        command: user::UserCommand,
+    },
     /// Print the OpenAPI document.
     Openapi {
         #[arg(long, default_value = "lucent.toml")]
@@ -51,7 +65,12 @@ pub enum Command {
 pub async fn run(cli: Cli) -> ExitCode {
     match cli.command {
         Command::Serve { config, host, port } => serve(config, host, port).await,
-        Command::Check { config } => check(config),
+        Command::Check { config } => {
+            let code = check(config.clone());
+            migrate::report_pending(&config, code).await
+        }
+        Command::Migrate { command } => migrate::run(command).await,
+        Command::User { command } => user::run(command).await,
         Command::Openapi { config } => match load(&config) {
             Some(config) => {
                 // A closed pipe (`lucent openapi | head`) is not an error worth a panic.
@@ -67,8 +86,16 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-fn load(path: &Path) -> Option<Config> {
-    match config::load(path) {
+/// Loads the config and compiles its predicates, printing every error (and the warnings).
+pub(crate) fn load(path: &Path) -> Option<Config> {
+    let loaded = config::load(path).and_then(|config| {
+        let policies = Policies::compile(&config.schema)?;
+        for warning in &policies.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(config)
+    });
+    match loaded {
         Ok(config) => Some(config),
         Err(diagnostics) => {
             eprintln!("{diagnostics}");

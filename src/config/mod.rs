@@ -181,6 +181,13 @@ pub fn load_with_env(
     let server = build_server(server, path, &root, lookup, &mut diags);
     let database = build_database(database, &root, lookup);
     let auth = build_auth(auth, path, &mut diags);
+    if server.env == Env::Prod && auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
+        diags.push(Diagnostic::new(
+            path,
+            "auth.jwt_secret",
+            "must be at least 32 bytes in prod",
+        ));
+    }
     let email = build_email(email, &root);
     let schema = match Schema::build(sources) {
         Ok(schema) => schema,

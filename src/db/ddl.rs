@@ -4,7 +4,7 @@ use sea_orm::sea_query::{
     Alias, ColumnDef, ColumnType, ForeignKey, ForeignKeyAction, Index, IndexCreateStatement,
     StringLen, Table, TableCreateStatement,
 };
-use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sea_orm::{DbBackend, Statement};
 
 use crate::schema::{Collection, Field, FieldKind, OnDelete, Schema};
 
@@ -33,7 +33,7 @@ pub fn column_type(field: &Field, backend: DbBackend) -> ColumnType {
     }
 }
 
-fn datetime_type(backend: DbBackend) -> ColumnType {
+pub fn datetime_type(backend: DbBackend) -> ColumnType {
     match backend {
         // MySQL's TIMESTAMP keeps whole seconds and ends in 2038.
         DbBackend::MySql => ColumnType::DateTime,
@@ -75,7 +75,8 @@ pub fn table_statement(
     table.to_owned()
 }
 
-fn foreign_key(
+/// The foreign key of a relation field, named `fk_<collection>_<field>`.
+pub fn foreign_key(
     collection: &Collection,
     field: &Field,
     to: &str,
@@ -100,11 +101,10 @@ pub fn index_statements(
     collection: &Collection,
     backend: DbBackend,
 ) -> (Vec<IndexCreateStatement>, Vec<String>) {
-    let table = Alias::new(&collection.slug);
     let mut indexes = vec![
         Index::create()
             .name(format!("ix_{}_created", collection.slug))
-            .table(table.clone())
+            .table(Alias::new(&collection.slug))
             .col(Alias::new("createdAt"))
             .col(Alias::new("id"))
             .if_not_exists()
@@ -112,36 +112,55 @@ pub fn index_statements(
     ];
     let mut raw = Vec::new();
     for field in &collection.fields {
-        let lowered = field.case_insensitive && field.kind != FieldKind::Email;
-        if field.unique && lowered && backend != DbBackend::MySql {
-            // Identifiers come from the checked schema (^[a-z][a-z0-9_-]*$ and ^[A-Za-z][A-Za-z0-9_]*$).
-            raw.push(format!(
-                "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{slug}_{name}\" ON \"{slug}\" (lower(\"{name}\"))",
-                slug = collection.slug,
-                name = field.name
-            ));
-        } else if field.unique {
-            indexes.push(
-                Index::create()
-                    .name(unique_index_name(collection, field))
-                    .table(table.clone())
-                    .col(Alias::new(&field.name))
-                    .unique()
-                    .if_not_exists()
-                    .to_owned(),
-            );
-        } else if field.index || matches!(field.kind, FieldKind::Relation { .. }) {
-            indexes.push(
-                Index::create()
-                    .name(format!("ix_{}_{}", collection.slug, field.name))
-                    .table(table.clone())
-                    .col(Alias::new(&field.name))
-                    .if_not_exists()
-                    .to_owned(),
-            );
-        }
+        let (index, expression) = field_index(collection, field, backend);
+        indexes.extend(index);
+        raw.extend(expression);
     }
     (indexes, raw)
+}
+
+/// The one index a field needs, if any: unique, declared, or on a relation. A case-insensitive
+/// unique field needs an expression index, returned as raw SQL.
+pub fn field_index(
+    collection: &Collection,
+    field: &Field,
+    backend: DbBackend,
+) -> (Option<IndexCreateStatement>, Option<String>) {
+    let table = Alias::new(&collection.slug);
+    let lowered = field.case_insensitive && field.kind != FieldKind::Email;
+    if field.unique && lowered && backend != DbBackend::MySql {
+        // Identifiers come from the checked schema (^[a-z][a-z0-9_-]*$ and ^[A-Za-z][A-Za-z0-9_]*$).
+        let sql = format!(
+            "CREATE UNIQUE INDEX IF NOT EXISTS \"uq_{slug}_{name}\" ON \"{slug}\" (lower(\"{name}\"))",
+            slug = collection.slug,
+            name = field.name
+        );
+        (None, Some(sql))
+    } else if field.unique {
+        let index = Index::create()
+            .name(unique_index_name(collection, field))
+            .table(table)
+            .col(Alias::new(&field.name))
+            .unique()
+            .if_not_exists()
+            .to_owned();
+        (Some(index), None)
+    } else if field.index || matches!(field.kind, FieldKind::Relation { .. }) {
+        let index = Index::create()
+            .name(plain_index_name(&collection.slug, &field.name))
+            .table(table)
+            .col(Alias::new(&field.name))
+            .if_not_exists()
+            .to_owned();
+        (Some(index), None)
+    } else {
+        (None, None)
+    }
+}
+
+/// The name of the non-unique index of a field.
+pub fn plain_index_name(slug: &str, field: &str) -> String {
+    format!("ix_{slug}_{field}")
 }
 
 /// The name of the unique index of a field, which unique-violation errors are matched against.
@@ -149,8 +168,7 @@ pub fn unique_index_name(collection: &Collection, field: &Field) -> String {
     format!("uq_{}_{}", collection.slug, field.name)
 }
 
-/// Every statement that creates `schema` on `backend`, in order; used by `create_schema` and the
-/// DDL tests.
+/// Every statement that creates `schema` on `backend`, in order (foreign keys inline on SQLite only).
 pub fn table_statements(schema: &Schema, backend: DbBackend) -> Vec<Statement> {
     let inline_foreign_keys = backend == DbBackend::Sqlite;
     let mut statements = Vec::new();
@@ -166,58 +184,6 @@ pub fn table_statements(schema: &Schema, backend: DbBackend) -> Vec<Statement> {
         );
     }
     statements
-}
-
-async fn table_exists(db: &impl ConnectionTrait, name: &str) -> Result<bool, DbErr> {
-    let backend = db.get_database_backend();
-    let sql = match backend {
-        DbBackend::Sqlite => "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?",
-        DbBackend::Postgres => {
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = current_schema() AND table_name = $1"
-        }
-        _ => {
-            "SELECT 1 FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?"
-        }
-    };
-    let found = db
-        .query_one_raw(Statement::from_sql_and_values(backend, sql, [name.into()]))
-        .await?;
-    Ok(found.is_some())
-}
-
-/// Creates every missing table, index and constraint of `schema`, and Lucent's system tables.
-///
-/// # Errors
-/// When a statement fails.
-pub async fn create_schema(db: &impl ConnectionTrait, schema: &Schema) -> Result<(), DbErr> {
-    let backend = db.get_database_backend();
-    let mut created = Vec::new();
-    for collection in &schema.collections {
-        if !table_exists(db, &collection.slug).await? {
-            created.push(collection);
-        }
-    }
-    for statement in table_statements(schema, backend) {
-        db.execute_raw(statement).await?;
-    }
-    if backend != DbBackend::Sqlite {
-        for collection in created {
-            for field in &collection.fields {
-                if let FieldKind::Relation { to, on_delete } = &field.kind {
-                    let add = Table::alter()
-                        .table(Alias::new(&collection.slug))
-                        .add_foreign_key(
-                            &foreign_key(collection, field, to, *on_delete)
-                                .get_foreign_key()
-                                .to_owned(),
-                        )
-                        .to_owned();
-                    db.execute(&add).await?;
-                }
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -254,7 +220,7 @@ mod tests {
             .collect();
         assert_eq!(
             sqlite[0],
-            r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" bigint, "data" text, "when" timestamp_with_timezone_text, "parent" varchar(64), "createdAt" timestamp_with_timezone_text NOT NULL, "updatedAt" timestamp_with_timezone_text NOT NULL, CONSTRAINT "fk_posts_parent" FOREIGN KEY ("parent") REFERENCES "posts" ("id") ON DELETE CASCADE )"#
+            r#"CREATE TABLE IF NOT EXISTS "posts" ( "id" varchar(64) NOT NULL PRIMARY KEY, "title" text NOT NULL, "views" integer, "data" text, "when" timestamp_with_timezone_text, "parent" varchar(64), "createdAt" timestamp_with_timezone_text NOT NULL, "updatedAt" timestamp_with_timezone_text NOT NULL, FOREIGN KEY ("parent") REFERENCES "posts" ("id") ON DELETE CASCADE )"#
         );
         assert!(
             sqlite.contains(

@@ -1,7 +1,8 @@
-//! The database: connections per engine, DDL, and the SQL of record operations. Every SQL
+//! The database: connections per engine, DDL, schema migrations, and the SQL of record operations. Every SQL
 //! statement is built with sea-query from identifiers of the checked schema, values bound.
 
 mod ddl;
+pub mod migrate;
 mod rows;
 
 use std::path::Path;
@@ -16,7 +17,7 @@ use sea_orm::{
     SqlxSqliteConnector,
 };
 
-pub use ddl::{create_schema, table_statements};
+pub use ddl::{datetime_type, table_statements};
 pub use rows::{Column, decode_row, to_sql_value};
 
 /// A connection to the configured database.

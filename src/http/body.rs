@@ -94,3 +94,83 @@ pub fn list_params(request: &Request) -> Result<ListParams, ApiError> {
     }
     Ok(params)
 }
+
+/// A body of a route marked F in SPEC §5: JSON, or an HTML form
+/// (`application/x-www-form-urlencoded`, every value a string). Returns the body as a JSON
+/// object and the form's checked `redirect` target, if any.
+///
+/// # Errors
+/// As [`read_json`]; 400 for a `redirect` that is not a same-origin relative path.
+pub async fn read_form_or_json(
+    request: &Request,
+    body: Body,
+    limit: usize,
+) -> Result<(Json, Option<String>), ApiError> {
+    let mime = request
+        .content_type()
+        .unwrap_or_default()
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    if mime != "application/x-www-form-urlencoded" {
+        return Ok((read_json(request, body, limit).await?, None));
+    }
+    let bytes = read_limited(request, body, limit).await?;
+    let pairs: Vec<(String, String)> = serde_urlencoded::from_bytes(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed form body: {e}")))?;
+    let mut object = serde_json::Map::new();
+    let mut redirect = None;
+    for (key, value) in pairs {
+        if key == "redirect" {
+            redirect = Some(safe_redirect(&value)?);
+        } else {
+            object.insert(key, Json::String(value));
+        }
+    }
+    Ok((Json::Object(object), redirect))
+}
+
+/// Only same-origin relative paths: `/profile`, `/a/b?x=1`; never `//host`, `/\host` or a URL.
+///
+/// # Errors
+/// 400 otherwise.
+pub fn safe_redirect(target: &str) -> Result<String, ApiError> {
+    let ok = target.starts_with('/')
+        && !target.starts_with("//")
+        && !target.starts_with("/\\")
+        && target.len() <= 2048
+        && !target.chars().any(|c| c.is_control() || c == '\\');
+    if ok {
+        Ok(target.to_string())
+    } else {
+        Err(ApiError::bad_request(
+            "redirect must be a relative path on this site",
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_redirect;
+
+    #[test]
+    fn redirects_stay_on_this_site() {
+        for good in ["/", "/profile", "/a/b?x=1#top"] {
+            assert!(safe_redirect(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "profile",
+            "//evil.example",
+            "/\\evil.example",
+            "https://evil.example/",
+            "javascript:alert(1)",
+            "/a\nb",
+            "/a\\b",
+        ] {
+            assert!(safe_redirect(bad).is_err(), "{bad}");
+        }
+    }
+}

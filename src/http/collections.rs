@@ -9,8 +9,8 @@ use serde_json::json;
 
 use super::State;
 use super::body::{list_params, read_json};
+use super::credentials::authenticate;
 use super::error::ApiError;
-use crate::auth::Principal;
 
 /// A JSON answer.
 pub fn json(status: StatusCode, value: &impl Serialize) -> Response {
@@ -34,22 +34,28 @@ fn answer<T: Serialize>(status: StatusCode, result: Result<T, ApiError>) -> Resp
 pub async fn list(request: &Request, Path(slug): Path<String>, state: Data<&State>) -> Response {
     let result = async {
         let params = list_params(request)?;
+        let principal = authenticate(&state, request).await?;
         Ok(state
             .lucent
             .records
-            .find(&Principal::Anonymous, &slug, &params)
+            .find(&principal, &slug, &params)
             .await?)
     };
     answer(StatusCode::OK, result.await)
 }
 
 #[handler]
-pub async fn get_one(Path((slug, id)): Path<(String, String)>, state: Data<&State>) -> Response {
+pub async fn get_one(
+    request: &Request,
+    Path((slug, id)): Path<(String, String)>,
+    state: Data<&State>,
+) -> Response {
     let result = async {
+        let principal = authenticate(&state, request).await?;
         let doc = state
             .lucent
             .records
-            .find_by_id(&Principal::Anonymous, &slug, &id)
+            .find_by_id(&principal, &slug, &id)
             .await?;
         Ok(json!({ "doc": doc }))
     };
@@ -68,10 +74,11 @@ pub async fn create(
             return Err(ApiError::not_found());
         }
         let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
+        let principal = authenticate(&state, request).await?;
         let doc = state
             .lucent
             .records
-            .create(&Principal::Anonymous, &slug, &body)
+            .create(&principal, &slug, &body)
             .await?;
         Ok(json!({ "doc": doc }))
     };
@@ -90,10 +97,11 @@ pub async fn update(
             return Err(ApiError::not_found());
         }
         let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
+        let principal = authenticate(&state, request).await?;
         let doc = state
             .lucent
             .records
-            .update(&Principal::Anonymous, &slug, &id, &body)
+            .update(&principal, &slug, &id, &body)
             .await?;
         Ok(json!({ "doc": doc }))
     };
@@ -101,13 +109,14 @@ pub async fn update(
 }
 
 #[handler]
-pub async fn delete(Path((slug, id)): Path<(String, String)>, state: Data<&State>) -> Response {
+pub async fn delete(
+    request: &Request,
+    Path((slug, id)): Path<(String, String)>,
+    state: Data<&State>,
+) -> Response {
     let result = async {
-        let doc = state
-            .lucent
-            .records
-            .delete(&Principal::Anonymous, &slug, &id)
-            .await?;
+        let principal = authenticate(&state, request).await?;
+        let doc = state.lucent.records.delete(&principal, &slug, &id).await?;
         Ok(json!({ "doc": doc }))
     };
     answer(StatusCode::OK, result.await)

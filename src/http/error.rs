@@ -5,8 +5,8 @@ use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use serde_json::json;
 
-use crate::records;
 use crate::schema::FieldError;
+use crate::{auth, records};
 
 /// An error answer.
 #[derive(Debug)]
@@ -33,6 +33,15 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    /// Password hashing is saturated: a fast 429 instead of an unbounded queue.
+    pub fn busy() -> Self {
+        Self::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            "rate_limited",
+            "the server is busy; try again in a moment",
+        )
     }
 
     /// A 500 whose cause is logged here and not shown.
@@ -94,7 +103,44 @@ impl From<records::Error> for ApiError {
                 "authentication required",
             ),
             Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
+            Error::Busy => Self::busy(),
             Error::Database(cause) => Self::internal(&cause),
+        }
+    }
+}
+
+impl From<auth::Error> for ApiError {
+    fn from(error: auth::Error) -> Self {
+        use auth::Error;
+        match error {
+            Error::NotFound => Self::not_found(),
+            Error::InvalidCredentials => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "invalid_credentials",
+                "invalid credentials",
+            ),
+            Error::Locked { retry_after } => Self::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                "account_locked",
+                format!("too many failed logins; try again in {retry_after} s"),
+            ),
+            Error::EmailNotVerified => Self::new(
+                StatusCode::FORBIDDEN,
+                "email_not_verified",
+                "the email address is not verified",
+            ),
+            Error::Unauthorized => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                "invalid or missing credentials",
+            ),
+            Error::TokenExpired => Self::new(
+                StatusCode::UNAUTHORIZED,
+                "token_expired",
+                "the token has expired",
+            ),
+            Error::Busy => Self::busy(),
+            Error::Records(error) => error.into(),
         }
     }
 }

@@ -1,8 +1,10 @@
 //! The HTTP adapter: routes, thin handlers over the library API, the error envelope, request
 //! logging, and the OpenAPI document built from the schema.
 
+mod accounts;
 mod body;
 mod collections;
+mod credentials;
 pub mod error;
 mod openapi;
 
@@ -10,9 +12,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::middleware::CatchPanic;
+use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Html;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, delete, get, handler,
+    post,
+};
 
 pub use error::ApiError;
 pub use openapi::document as openapi_document;
@@ -40,6 +45,25 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at("/api/health", get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
+        .at("/api/:collection/register", post(accounts::register))
+        .at("/api/:collection/login", post(accounts::login))
+        .at("/api/:collection/refresh", post(accounts::refresh))
+        .at("/api/:collection/logout", post(accounts::logout))
+        .at("/api/:collection/logout-all", post(accounts::logout_all))
+        .at("/api/:collection/me", get(accounts::me))
+        .at("/api/:collection/sessions", get(accounts::sessions))
+        .at(
+            "/api/:collection/sessions/:id",
+            delete(accounts::revoke_session),
+        )
+        .at(
+            "/api/:collection/api-keys",
+            post(accounts::create_api_key).get(accounts::list_api_keys),
+        )
+        .at(
+            "/api/:collection/api-keys/:id",
+            delete(accounts::revoke_api_key),
+        )
         .at(
             "/api/:collection",
             get(collections::list).post(collections::create),
@@ -51,6 +75,7 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
                 .delete(collections::delete),
         )
         .data(state)
+        .with(CookieJarManager::new())
         .with(CatchPanic::new().with_handler(|_| ApiError::internal(&"a handler panicked")))
         .around(log_and_envelope)
 }

@@ -27,6 +27,9 @@ pub enum Error {
     /// The caller may not do this.
     #[error("{0}")]
     Forbidden(String),
+    /// Password hashing is saturated: answer fast rather than queue.
+    #[error("the server is busy; try again")]
+    Busy,
     /// Anything else: a bug or an unreachable database. Logged, never shown.
     #[error("database error: {0}")]
     Database(#[from] DbErr),

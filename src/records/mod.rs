@@ -8,7 +8,7 @@ mod write;
 use std::sync::Arc;
 
 use sea_orm::sea_query::{
-    Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query, SelectStatement,
+    Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value as Json};
@@ -16,9 +16,13 @@ use serde_json::{Map, Value as Json};
 pub use error::{Error, Result};
 pub use params::{ListParams, ListQuery, MAX_SORT_KEYS, unknown_field};
 
+use crate::access::{Caller, CollectionPolicy, Policies};
 use crate::auth::Principal;
+use crate::auth::password::Passwords;
+use crate::config::PasswordPolicy;
 use crate::db::{Column, Database, decode_row};
-use crate::schema::{Collection, Schema};
+use crate::rules::{Mode, Residual, Rule};
+use crate::schema::{Collection, FieldKind, Schema};
 
 /// A document as the API shows it: field name → JSON value.
 pub type Doc = Map<String, Json>;
@@ -34,6 +38,20 @@ pub struct Page {
     pub total_pages: u64,
     pub has_next_page: bool,
     pub has_prev_page: bool,
+}
+
+impl Page {
+    fn empty(limit: u64, page: u64) -> Self {
+        Self {
+            docs: Vec::new(),
+            total_docs: 0,
+            limit,
+            page,
+            total_pages: 0,
+            has_next_page: false,
+            has_prev_page: page > 1,
+        }
+    }
 }
 
 /// What is prepared once per collection at startup rather than per request.
@@ -52,10 +70,20 @@ pub struct Records {
     db: Database,
     max_limit: u64,
     plans: Arc<Vec<Plan>>,
+    passwords: Passwords,
+    policy: Arc<PasswordPolicy>,
+    policies: Policies,
 }
 
 impl Records {
-    pub fn new(schema: Arc<Schema>, db: Database, max_limit: u64) -> Self {
+    pub fn new(
+        schema: Arc<Schema>,
+        db: Database,
+        max_limit: u64,
+        passwords: Passwords,
+        policy: PasswordPolicy,
+        policies: Policies,
+    ) -> Self {
         let plans = schema
             .collections
             .iter()
@@ -80,6 +108,9 @@ impl Records {
             db,
             max_limit,
             plans: Arc::new(plans),
+            passwords,
+            policy: Arc::new(policy),
+            policies,
         }
     }
 
@@ -91,12 +122,34 @@ impl Records {
         &self.db
     }
 
-    fn collection(&self, slug: &str) -> Result<(&Collection, &Plan)> {
+    fn collection(&self, slug: &str) -> Result<(&Collection, &Plan, &CollectionPolicy)> {
         let index = self.schema.index_of(slug).ok_or(Error::NotFound)?;
-        Ok((&self.schema.collections[index], &self.plans[index]))
+        Ok((
+            &self.schema.collections[index],
+            &self.plans[index],
+            &self.policies.collections[index],
+        ))
     }
 
-    /// Lists documents of `slug` visible to `principal`, one page at a time.
+    /// Which fields a caller may name in `filter`, `sort` and `select`: not hidden, and readable
+    /// whatever the document.
+    fn nameable(
+        &self,
+        collection: &Collection,
+        policy: &CollectionPolicy,
+        caller: &Caller,
+    ) -> Vec<bool> {
+        let backend = self.db.backend();
+        collection
+            .fields
+            .iter()
+            .zip(&policy.fields)
+            .map(|(field, rules)| !field.hidden && caller.can_always_read(rules, backend))
+            .collect()
+    }
+
+    /// Lists documents of `slug` visible to `principal`, one page at a time: the read rule and
+    /// the `filter` become one SQL condition, so invisible rows are neither listed nor counted.
     ///
     /// # Errors
     /// `NotFound` for an unknown collection, `BadRequest` for bad parameters.
@@ -106,22 +159,50 @@ impl Records {
         slug: &str,
         params: &ListParams,
     ) -> Result<Page> {
-        let (collection, _) = self.collection(slug)?;
-        let _ = principal;
-        let readable = |i: usize| !collection.fields[i].hidden;
+        let (collection, _, policy) = self.collection(slug)?;
+        let caller = Caller::new(principal);
+        caller.require_scope("read")?;
+        let backend = self.db.backend();
+        let nameable = self.nameable(collection, policy, &caller);
+        let readable = |i: usize| nameable[i];
         let query = ListQuery::parse(params, collection, self.max_limit, &readable)?;
-        if params
-            .filter
-            .as_deref()
-            .is_some_and(|f| !f.trim().is_empty())
-        {
-            return Err(Error::BadRequest("filter is not supported yet".into()));
+        let mut condition = Condition::all();
+        let mut nothing = false;
+        match caller.condition(&policy.read, backend) {
+            Residual::True => {}
+            Residual::False => nothing = true,
+            Residual::Cond(read) => condition = condition.add(read),
         }
-        let condition = Condition::all();
+        if let Some(filter) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
+            let by_name = |name: &str| {
+                collection
+                    .fields
+                    .iter()
+                    .position(|f| f.name == name)
+                    .is_some_and(|i| nameable[i])
+            };
+            let rule = Rule::compile(filter, Mode::Filter, &self.schema, collection, &by_name)
+                .map_err(|errors| {
+                    let first = &errors[0];
+                    Error::BadRequest(format!(
+                        "filter: column {}: {}",
+                        first.column, first.message
+                    ))
+                })?;
+            match rule.to_condition(&caller.env(None, None), backend) {
+                Residual::True => {}
+                Residual::False => nothing = true,
+                Residual::Cond(filter) => condition = condition.add(filter),
+            }
+        }
+        let page = Page::empty(query.limit, query.page);
+        if nothing {
+            return Ok(page);
+        }
 
         let columns = match &query.select {
             Some(columns) => columns.clone(),
-            None => visible_columns(collection),
+            None => visible_columns(collection, &nameable, policy),
         };
         let table = Alias::new(&collection.slug);
         let mut select = Query::select();
@@ -157,21 +238,48 @@ impl Records {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
         };
-        let backend = self.db.backend();
         let docs = rows
             .iter()
-            .map(|row| decode_row(row, collection, &columns, backend))
+            .map(|row| {
+                decode_row(row, collection, &columns, backend)
+                    .map(|doc| self.shown(collection, policy, &caller, doc))
+            })
             .collect::<std::result::Result<Vec<_>, _>>()?;
         let total_pages = total_docs.div_ceil(query.limit);
         Ok(Page {
             docs,
             total_docs,
-            limit: query.limit,
-            page: query.page,
             total_pages,
             has_next_page: query.page < total_pages,
-            has_prev_page: query.page > 1,
+            ..page
         })
+    }
+
+    /// A document as this caller sees it: hidden fields and fields whose read rule denies it for
+    /// this document removed.
+    fn shown(
+        &self,
+        collection: &Collection,
+        policy: &CollectionPolicy,
+        caller: &Caller,
+        mut doc: Doc,
+    ) -> Doc {
+        let denied: Vec<usize> = policy
+            .fields
+            .iter()
+            .enumerate()
+            .filter(|(_, rules)| {
+                rules
+                    .read
+                    .as_ref()
+                    .is_some_and(|rule| !caller.allows(rule, Some(&doc), None))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        for i in denied {
+            doc.remove(&collection.fields[i].name);
+        }
+        present(collection, doc)
     }
 
     /// One document by id.
@@ -179,25 +287,105 @@ impl Records {
     /// # Errors
     /// `NotFound` for an unknown collection or id, or a document the caller may not read.
     pub async fn find_by_id(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
-        let (collection, plan) = self.collection(slug)?;
-        let _ = principal;
+        let (collection, plan, policy) = self.collection(slug)?;
+        let caller = Caller::new(principal);
+        caller.require_scope("read")?;
         let stored = self
-            .load(collection, plan, id, false)
-            .await?
-            .ok_or(Error::NotFound)?;
-        Ok(present(collection, stored))
+            .load_readable(collection, plan, policy, &caller, id, false)
+            .await?;
+        Ok(self.shown(collection, policy, &caller, stored))
     }
 
-    /// Loads a whole stored row (hidden fields too) by id.
+    /// Loads a stored row the caller may read, or `NotFound`.
+    async fn load_readable(
+        &self,
+        collection: &Collection,
+        plan: &Plan,
+        policy: &CollectionPolicy,
+        caller: &Caller,
+        id: &str,
+        from_writer: bool,
+    ) -> Result<Doc> {
+        let read = match caller.condition(&policy.read, self.db.backend()) {
+            Residual::False => return Err(Error::NotFound),
+            Residual::True => None,
+            Residual::Cond(condition) => Some(condition),
+        };
+        self.load(collection, plan, id, read, from_writer)
+            .await?
+            .ok_or(Error::NotFound)
+    }
+
+    /// A whole stored account (hidden fields too), optionally only while `session` is a live
+    /// session of it — one query, so an ended session is refused at once on every instance.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn account(
+        &self,
+        slug: &str,
+        id: &str,
+        session: Option<&str>,
+    ) -> Result<Option<Doc>> {
+        let (collection, plan, _) = self.collection(slug)?;
+        let mut select = plan.select_all.clone();
+        select.and_where(Expr::col((Alias::new(&collection.slug), Alias::new("id"))).eq(id));
+        if let Some(session) = session {
+            let mut live = Query::select();
+            live.expr(Expr::val(1))
+                .from(Alias::new(crate::auth::store::SESSIONS))
+                .and_where(Expr::col(Alias::new("id")).eq(session))
+                .and_where(Expr::col(Alias::new("collection")).eq(slug))
+                .and_where(
+                    Expr::col(Alias::new("user_id"))
+                        .equals((Alias::new(&collection.slug), Alias::new("id"))),
+                )
+                .and_where(Expr::col(Alias::new("expires_at")).gt(crate::auth::store::now()));
+            select.and_where(Expr::exists(live));
+        }
+        let row = self.db.writer().query_one(&select).await?;
+        Ok(row
+            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
+            .transpose()?)
+    }
+
+    /// A whole stored account by its login field, compared regardless of case.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn account_by_login(&self, slug: &str, identifier: &str) -> Result<Option<Doc>> {
+        let (collection, plan, _) = self.collection(slug)?;
+        let field = collection.login_field().ok_or(Error::NotFound)?;
+        let mut select = plan.select_all.clone();
+        if field.kind == FieldKind::Email {
+            // Stored lower-cased already: the plain unique index serves the lookup.
+            select.and_where(Expr::col(Alias::new(&field.name)).eq(identifier.to_lowercase()));
+        } else {
+            select.and_where(
+                Func::lower(Expr::col(Alias::new(&field.name)))
+                    .eq(Func::lower(Expr::val(identifier))),
+            );
+        }
+        let row = self.db.writer().query_one(&select).await?;
+        Ok(row
+            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
+            .transpose()?)
+    }
+
+    /// Loads a whole stored row (hidden fields too) by id, if it also matches `condition`.
     async fn load(
         &self,
         collection: &Collection,
         plan: &Plan,
         id: &str,
+        condition: Option<Condition>,
         from_writer: bool,
     ) -> Result<Option<Doc>> {
         let mut select = plan.select_all.clone();
         select.and_where(Expr::col(Alias::new("id")).eq(id));
+        if let Some(condition) = condition {
+            select.cond_where(condition);
+        }
         let connection = if from_writer {
             self.db.writer()
         } else {
@@ -210,15 +398,20 @@ impl Records {
     }
 }
 
-/// Every column but hidden ones, in table order.
-fn visible_columns(collection: &Collection) -> Vec<Column> {
+/// The columns a list returns by default: every field the caller may name, in table order.
+/// Fields readable only for some documents are selected too and removed per document.
+fn visible_columns(
+    collection: &Collection,
+    nameable: &[bool],
+    policy: &CollectionPolicy,
+) -> Vec<Column> {
     std::iter::once(Column::Id)
         .chain(
             collection
                 .fields
                 .iter()
                 .enumerate()
-                .filter(|(_, f)| !f.hidden)
+                .filter(|(i, f)| !f.hidden && (nameable[*i] || policy.fields[*i].read.is_some()))
                 .map(|(i, _)| Column::Field(i)),
         )
         .chain([Column::CreatedAt, Column::UpdatedAt])
@@ -226,7 +419,7 @@ fn visible_columns(collection: &Collection) -> Vec<Column> {
 }
 
 /// A stored document as the caller may see it: hidden fields removed.
-fn present(collection: &Collection, mut doc: Doc) -> Doc {
+pub fn present(collection: &Collection, mut doc: Doc) -> Doc {
     for field in collection.fields.iter().filter(|f| f.hidden) {
         doc.remove(&field.name);
     }

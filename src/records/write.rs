@@ -6,10 +6,23 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 use serde_json::Value as Json;
 
-use super::{Doc, Error, Records, Result, present};
+use super::{Doc, Error, Records, Result};
+use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
+use crate::auth::password::{PasswordError, check_policy};
+use crate::auth::store;
 use crate::db::to_sql_value;
 use crate::schema::{Collection, FieldError, FieldKind, FieldRole, SYSTEM_FIELDS, Value};
+
+/// The body key carrying the current password when an account changes its password or login.
+const OLD_PASSWORD: &str = "oldPassword";
+
+fn password_error(error: PasswordError) -> Error {
+    match error {
+        PasswordError::Busy => Error::Busy,
+        PasswordError::Internal(message) => Error::Database(DbErr::Custom(message)),
+    }
+}
 
 /// Whether a body creates a document or changes some fields of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -25,9 +38,17 @@ impl Records {
     /// `Validation` listing every failing field, `Unique` for a taken value, `NotFound` for an
     /// unknown collection.
     pub async fn create(&self, principal: &Principal, slug: &str, body: &Json) -> Result<Doc> {
-        let (collection, _) = self.collection(slug)?;
-        let _ = principal;
-        let values = self.check_body(collection, body, Mode::Create).await?;
+        let (collection, _, policy) = self.collection(slug)?;
+        let caller = Caller::new(principal);
+        caller.require_scope("write")?;
+        let data = body.as_object();
+        if !caller.allows(&policy.create, None, data) {
+            return Err(denied(&caller, "you may not create documents here"));
+        }
+        self.check_field_rules(collection, policy, &caller, None, data, Mode::Create)?;
+        let values = self
+            .check_body(principal, collection, body, Mode::Create, None)
+            .await?;
         let now = Utc::now().trunc_subsecs(3);
         let id = uuid::Uuid::now_v7().to_string();
         let backend = self.db.backend();
@@ -63,7 +84,7 @@ impl Records {
         let stamp = Value::Time(now).to_json();
         doc.insert("createdAt".into(), stamp.clone());
         doc.insert("updatedAt".into(), stamp);
-        Ok(present(collection, doc))
+        Ok(self.shown(collection, policy, &caller, doc))
     }
 
     /// Changes the fields present in `body`; `null` clears a non-required field.
@@ -77,13 +98,28 @@ impl Records {
         id: &str,
         body: &Json,
     ) -> Result<Doc> {
-        let (collection, plan) = self.collection(slug)?;
-        let _ = principal;
+        let (collection, plan, policy) = self.collection(slug)?;
+        let caller = Caller::new(principal);
+        caller.require_scope("write")?;
         let mut stored = self
-            .load(collection, plan, id, true)
-            .await?
-            .ok_or(Error::NotFound)?;
-        let values = self.check_body(collection, body, Mode::Update).await?;
+            .load_readable(collection, plan, policy, &caller, id, true)
+            .await?;
+        let data = body.as_object();
+        if !caller.allows(&policy.update, Some(&stored), data) {
+            return Err(denied(&caller, "you may not update this document"));
+        }
+        self.check_field_rules(
+            collection,
+            policy,
+            &caller,
+            Some(&stored),
+            data,
+            Mode::Update,
+        )?;
+        let mut values = self
+            .check_body(principal, collection, body, Mode::Update, Some(&stored))
+            .await?;
+        let credentials_changed = self.account_changes(collection, &stored, &mut values);
         let now = Utc::now().trunc_subsecs(3);
         let backend = self.db.backend();
 
@@ -112,7 +148,15 @@ impl Records {
             stored.insert(collection.fields[index].name.clone(), value.to_json());
         }
         stored.insert("updatedAt".into(), Value::Time(now).to_json());
-        Ok(present(collection, stored))
+        if credentials_changed {
+            // A new password or login ends every other session of the account.
+            let keep = principal
+                .user()
+                .filter(|u| u.collection == collection.slug && u.id == id)
+                .and_then(|u| u.session_id.as_deref());
+            store::delete_user_sessions(&self.db, &collection.slug, id, keep).await?;
+        }
+        Ok(self.shown(collection, policy, &caller, stored))
     }
 
     /// Deletes a document and returns it as it was.
@@ -120,12 +164,15 @@ impl Records {
     /// # Errors
     /// `NotFound` for an unknown id, `Conflict` when a `restrict` relation still points at it.
     pub async fn delete(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
-        let (collection, plan) = self.collection(slug)?;
-        let _ = principal;
+        let (collection, plan, policy) = self.collection(slug)?;
+        let caller = Caller::new(principal);
+        caller.require_scope("write")?;
         let stored = self
-            .load(collection, plan, id, true)
-            .await?
-            .ok_or(Error::NotFound)?;
+            .load_readable(collection, plan, policy, &caller, id, true)
+            .await?;
+        if !caller.allows(&policy.delete, Some(&stored), None) {
+            return Err(denied(&caller, "you may not delete this document"));
+        }
         let mut delete = Query::delete();
         delete
             .from_table(Alias::new(&collection.slug))
@@ -139,16 +186,87 @@ impl Records {
         if result.rows_affected() == 0 {
             return Err(Error::NotFound);
         }
-        Ok(present(collection, stored))
+        if collection.auth.is_some() {
+            store::delete_user_sessions(&self.db, &collection.slug, id, None).await?;
+            crate::auth::api_keys::delete_user_keys(&self.db, &collection.slug, id).await?;
+        }
+        Ok(self.shown(collection, policy, &caller, stored))
+    }
+
+    /// Field `create`/`update` rules for the fields present in a body: 403 naming the first field
+    /// the caller may not write. `verified` without such a rule stays Lucent's (checked later).
+    fn check_field_rules(
+        &self,
+        collection: &Collection,
+        policy: &CollectionPolicy,
+        caller: &Caller,
+        stored: Option<&Doc>,
+        data: Option<&Doc>,
+        mode: Mode,
+    ) -> Result<()> {
+        let Some(data) = data else { return Ok(()) };
+        for (field, rules) in collection.fields.iter().zip(&policy.fields) {
+            if !data.contains_key(&field.name) {
+                continue;
+            }
+            let rule = match mode {
+                Mode::Create => rules.create.as_ref(),
+                Mode::Update => rules.update.as_ref(),
+            };
+            if let Some(rule) = rule
+                && !caller.allows(rule, stored, Some(data))
+            {
+                return Err(Error::Forbidden(format!(
+                    "you may not set the field \"{}\"",
+                    field.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    /// For an account update: whether the password or login changes (then other sessions end),
+    /// and `verified` reset when the email changes.
+    fn account_changes(
+        &self,
+        collection: &Collection,
+        stored: &Doc,
+        values: &mut Vec<(usize, Value)>,
+    ) -> bool {
+        if collection.auth.is_none() {
+            return false;
+        }
+        let login = collection.auth.as_ref().map(|a| a.login_field.as_str());
+        let mut changed = false;
+        let mut email_changed = false;
+        for (index, value) in values.iter() {
+            let field = &collection.fields[*index];
+            let differs = stored.get(&field.name) != Some(&value.to_json());
+            changed |= field.role == FieldRole::Password
+                || (Some(field.name.as_str()) == login && differs);
+            email_changed |= field.name == "email" && differs;
+        }
+        if email_changed
+            && let Some(index) = collection
+                .fields
+                .iter()
+                .position(|f| f.role == FieldRole::Verified)
+            && !values.iter().any(|(i, _)| *i == index)
+        {
+            values.push((index, Value::Bool(false)));
+        }
+        changed
     }
 
     /// Checks a body against the collection: every problem is collected, then reported at once.
-    /// Returns the values to write, by field index.
+    /// Returns the values to write, by field index (a new password already hashed).
     async fn check_body(
         &self,
+        principal: &Principal,
         collection: &Collection,
         body: &Json,
         mode: Mode,
+        stored: Option<&Doc>,
     ) -> Result<Vec<(usize, Value)>> {
         let Some(object) = body.as_object() else {
             return Err(Error::Validation(vec![FieldError::new(
@@ -158,7 +276,27 @@ impl Records {
             )]));
         };
         let mut errors = Vec::new();
-        for key in object.keys() {
+        let mut new_password = None;
+        // `verified` is Lucent's, unless a field rule for this operation governs it (and, having
+        // been checked already, allowed it).
+        let verified_writable = self.schema.index_of(&collection.slug).is_some_and(|index| {
+            let policy = &self.policies.collections[index];
+            collection
+                .fields
+                .iter()
+                .zip(&policy.fields)
+                .any(|(field, rules)| {
+                    field.role == FieldRole::Verified
+                        && match mode {
+                            Mode::Create => rules.create.is_some(),
+                            Mode::Update => rules.update.is_some(),
+                        }
+                })
+        });
+        for (key, input) in object {
+            if key == OLD_PASSWORD && collection.auth.is_some() {
+                continue;
+            }
             if SYSTEM_FIELDS.contains(&key.as_str()) {
                 errors.push(FieldError::new(
                     key,
@@ -176,30 +314,50 @@ impl Records {
                         format!("unknown field \"{key}\""),
                     ));
                 }
-                Some(FieldRole::Verified) => {
+                Some(FieldRole::Verified) if !verified_writable => {
                     errors.push(FieldError::new(
                         key,
                         "read_only",
                         format!("{key} is set by Lucent"),
                     ));
                 }
-                Some(FieldRole::Password) => {
-                    errors.push(FieldError::new(
+                Some(FieldRole::Verified) => {}
+                Some(FieldRole::Password) => match input.as_str() {
+                    Some(password) => {
+                        let broken = check_policy(&self.policy, password, key);
+                        if broken.is_empty() {
+                            new_password = Some(password.to_string());
+                        }
+                        errors.extend(broken);
+                    }
+                    None => errors.push(FieldError::new(
                         key,
-                        "read_only",
-                        "passwords are set through the auth routes",
-                    ));
-                }
+                        "invalid_type",
+                        format!("{key} must be a string"),
+                    )),
+                },
                 Some(FieldRole::Data) => {}
             }
         }
         let mut values = Vec::new();
         for (index, field) in collection.fields.iter().enumerate() {
+            if field.role == FieldRole::Password
+                && mode == Mode::Create
+                && !object.contains_key(&field.name)
+            {
+                errors.push(FieldError::new(
+                    &field.name,
+                    "required",
+                    format!("{} is required", field.name),
+                ));
+            }
             if field.role != FieldRole::Data && field.role != FieldRole::Verified {
                 continue;
             }
             let parsed = match (object.get(&field.name), mode) {
-                (Some(input), _) if field.role == FieldRole::Data => field.parse(input),
+                (Some(input), _) if field.role == FieldRole::Data || verified_writable => {
+                    field.parse(input)
+                }
                 (Some(_), _) | (None, Mode::Update) => continue,
                 (None, Mode::Create) => match &field.default {
                     Some(default) => Ok(default.clone()),
@@ -223,11 +381,63 @@ impl Records {
                 ));
             }
         }
-        if errors.is_empty() {
-            Ok(values)
-        } else {
-            Err(Error::Validation(errors))
+        if let (Some(stored), Some(auth)) = (stored, &collection.auth)
+            && errors.is_empty()
+        {
+            // Changing one's own password or login needs the current password.
+            let login_changes = values.iter().any(|(i, v)| {
+                let field = &collection.fields[*i];
+                field.name == auth.login_field && stored.get(&field.name) != Some(&v.to_json())
+            });
+            let own = stored
+                .get("id")
+                .and_then(Json::as_str)
+                .is_some_and(|id| principal.is_account(&collection.slug, id));
+            if own && (login_changes || new_password.is_some()) {
+                let hash = stored
+                    .get("password")
+                    .and_then(Json::as_str)
+                    .map(str::to_string);
+                match object.get(OLD_PASSWORD).and_then(Json::as_str) {
+                    None => errors.push(FieldError::new(
+                        OLD_PASSWORD,
+                        "required",
+                        "the current password is required to change the password or login",
+                    )),
+                    Some(old) => {
+                        if !self
+                            .passwords
+                            .verify(old.to_string(), hash)
+                            .await
+                            .map_err(password_error)?
+                        {
+                            errors.push(FieldError::new(
+                                OLD_PASSWORD,
+                                "invalid_password",
+                                "the current password is wrong",
+                            ));
+                        }
+                    }
+                }
+            }
         }
+        if !errors.is_empty() {
+            return Err(Error::Validation(errors));
+        }
+        if let Some(password) = new_password
+            && let Some(index) = collection
+                .fields
+                .iter()
+                .position(|f| f.role == FieldRole::Password)
+        {
+            let hash = self
+                .passwords
+                .hash(password)
+                .await
+                .map_err(password_error)?;
+            values.push((index, Value::Text(hash)));
+        }
+        Ok(values)
     }
 
     async fn exists(&self, slug: &str, id: &str) -> Result<bool> {
@@ -269,4 +479,13 @@ fn foreign_key_conflict() -> Error {
         "the document is referenced by another document, or a related document no longer exists"
             .into(),
     )
+}
+
+/// A denied operation: 401 for anonymous callers (signing in may help), 403 otherwise.
+fn denied(caller: &Caller, message: &str) -> Error {
+    if caller.is_anonymous() {
+        Error::Unauthorized
+    } else {
+        Error::Forbidden(message.to_string())
+    }
 }

@@ -7,9 +7,8 @@ use serde_json::{Value, json};
 use crate::helpers::{Backend, POSTS, Server, assert_error, backends};
 
 async fn user(server: &Server, email: &str) -> String {
-    // Until the auth routes exist, accounts are created through the collection route without a
-    // password; the auth tests cover registration.
-    let (status, body) = server.post("/api/users", &json!({"email": email})).await;
+    let body = json!({"email": email, "password": "correct horse battery staple"});
+    let (status, body) = server.post("/api/users", &body).await;
     assert_eq!(status, 201, "{body}");
     body["doc"]["id"].as_str().unwrap().to_string()
 }
@@ -311,21 +310,8 @@ async fn malformed_requests_get_enveloped_4xx() {
         400,
         "bad_request",
     );
-    let big = format!(
-        "{{\"title\":\"a\",\"body\":\"{}\"}}",
-        "x".repeat(1024 * 1024 + 1)
-    );
-    assert_error(
-        &raw(
-            Method::POST,
-            "/api/posts",
-            Some("application/json"),
-            big.into_bytes(),
-        )
-        .await,
-        413,
-        "payload_too_large",
-    );
+    // Bodies over the limit: `body_limit_is_configurable` (a large body can be cut off by the
+    // server's early 413 before the client has finished sending it).
     assert_error(
         &raw(
             Method::POST,
@@ -382,14 +368,18 @@ async fn body_limit_is_configurable() {
 #[tokio::test]
 async fn relations_check_targets_and_follow_on_delete() {
     let config = r#"
-[collections.authors.fields]
-name = { type = "string" }
+[collections.authors]
+access = { read = "true", create = "true", update = "true", delete = "true" }
+fields = { name = { type = "string" } }
+[collections.books]
+access = { read = "true", create = "true", update = "true", delete = "true" }
 [collections.books.fields]
 title = { type = "string" }
 author = { type = "relation", to = "authors" }
 keeper = { type = "relation", to = "authors", on_delete = "cascade" }
-[collections.loans.fields]
-book = { type = "relation", to = "books", on_delete = "restrict" }
+[collections.loans]
+access = { read = "true", create = "true", update = "true", delete = "true" }
+fields = { book = { type = "relation", to = "books", on_delete = "restrict" } }
 "#;
     for backend in backends() {
         let server = Server::start(&backend, config).await;

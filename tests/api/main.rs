@@ -1,7 +1,11 @@
 //! Lucent's integration tests: one binary, a real server per test (free port, temp folder, own
 //! database), spoken to over HTTP.
 
+mod access;
+mod api_keys;
+mod auth;
 mod cli;
 mod collections;
 mod helpers;
 mod lists;
+mod migrations;

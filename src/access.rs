@@ -1,0 +1,262 @@
+//! Access policies: every collection and field predicate compiled once at startup (with the
+//! defaults of SPEC §6 filled in), and the decisions records make with them.
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use sea_orm::DbBackend;
+use serde_json::{Map, Value as Json};
+
+use crate::auth::api_keys::grants;
+use crate::auth::{AuthUser, Credential, Principal};
+use crate::config::{Diagnostic, Diagnostics};
+use crate::rules::{Env, Mode, Residual, Rule, UserContext};
+use crate::schema::{Collection, PredicateSource, Schema};
+
+/// The default of `read`, `update`, `delete`, and of `create` outside auth collections.
+const SIGNED_IN: &str = "user != null";
+
+/// The compiled rules of one field.
+#[derive(Debug, Clone, Default)]
+pub struct FieldPolicy {
+    pub read: Option<Rule>,
+    pub create: Option<Rule>,
+    pub update: Option<Rule>,
+}
+
+/// The compiled rules of one collection.
+#[derive(Debug, Clone)]
+pub struct CollectionPolicy {
+    pub read: Rule,
+    pub create: Rule,
+    pub update: Rule,
+    pub delete: Rule,
+    /// Whether `update`/`delete` were left to the default (for the open-registration warning).
+    pub defaulted: Vec<&'static str>,
+    /// By field index.
+    pub fields: Vec<FieldPolicy>,
+}
+
+/// Every collection's policy, by collection index.
+#[derive(Debug, Clone, Default)]
+pub struct Policies {
+    pub collections: Arc<Vec<CollectionPolicy>>,
+    /// Warnings for `lucent check` and `serve`.
+    pub warnings: Vec<String>,
+}
+
+fn compile(
+    schema: &Schema,
+    collection: &Collection,
+    source: Option<&PredicateSource>,
+    default: &str,
+    diags: &mut Diagnostics,
+) -> Option<Rule> {
+    let text = source.map_or(default, |s| s.source.as_str());
+    match Rule::compile(text, Mode::Predicate, schema, collection, &|_| true) {
+        Ok(rule) => Some(rule),
+        Err(errors) => {
+            for error in errors {
+                let path = source.map_or_else(String::new, |s| s.path.clone());
+                let mut diagnostic = Diagnostic::new(&collection.file, path, error.message.clone());
+                diagnostic.snippet = Some((text.to_string(), error.column));
+                diags.push(diagnostic);
+            }
+            None
+        }
+    }
+}
+
+impl Policies {
+    /// Compiles every predicate of `schema`.
+    ///
+    /// # Errors
+    /// Every predicate that does not parse or check, located by file, key path and column.
+    pub fn compile(schema: &Schema) -> Result<Self, Diagnostics> {
+        let mut diags = Diagnostics::default();
+        let mut collections = Vec::new();
+        for collection in &schema.collections {
+            let access = &collection.access;
+            let create_default = if collection.auth.is_some() {
+                "true"
+            } else {
+                SIGNED_IN
+            };
+            let mut compile = |source: Option<&PredicateSource>, default: &str| {
+                compile(schema, collection, source, default, &mut diags)
+            };
+            let read = compile(access.read.as_ref(), SIGNED_IN);
+            let create = compile(access.create.as_ref(), create_default);
+            let update = compile(access.update.as_ref(), SIGNED_IN);
+            let delete = compile(access.delete.as_ref(), SIGNED_IN);
+            let fields: Vec<FieldPolicy> = collection
+                .fields
+                .iter()
+                .map(|field| FieldPolicy {
+                    read: field
+                        .access
+                        .read
+                        .as_ref()
+                        .and_then(|s| compile(Some(s), "")),
+                    create: field
+                        .access
+                        .create
+                        .as_ref()
+                        .and_then(|s| compile(Some(s), "")),
+                    update: field
+                        .access
+                        .update
+                        .as_ref()
+                        .and_then(|s| compile(Some(s), "")),
+                })
+                .collect();
+            let mut defaulted = Vec::new();
+            if access.update.is_none() {
+                defaulted.push("update");
+            }
+            if access.delete.is_none() {
+                defaulted.push("delete");
+            }
+            if let (Some(read), Some(create), Some(update), Some(delete)) =
+                (read, create, update, delete)
+            {
+                collections.push(CollectionPolicy {
+                    read,
+                    create,
+                    update,
+                    delete,
+                    defaulted,
+                    fields,
+                });
+            }
+        }
+        if !diags.is_empty() {
+            return Err(diags);
+        }
+        let anonymous = Env {
+            user: None,
+            now: Utc::now(),
+            doc: None,
+            data: Some(&Map::new()),
+        };
+        let open_signup: Vec<&str> = schema
+            .collections
+            .iter()
+            .zip(&collections)
+            .filter(|(c, p)| c.auth.is_some() && p.create.eval(&anonymous))
+            .map(|(c, _)| c.slug.as_str())
+            .collect();
+        let mut warnings = Vec::new();
+        if !open_signup.is_empty() {
+            for (collection, policy) in schema.collections.iter().zip(&collections) {
+                if !policy.defaulted.is_empty() {
+                    warnings.push(format!(
+                        "{}: collection `{}` leaves {} to the default `user != null` while {} allows anonymous registration, so any visitor can sign up and then {} its documents",
+                        collection.file.display(),
+                        collection.slug,
+                        policy.defaulted.join(" and "),
+                        open_signup.join(", "),
+                        policy.defaulted.join(" and "),
+                    ));
+                }
+            }
+        }
+        Ok(Self {
+            collections: Arc::new(collections),
+            warnings,
+        })
+    }
+}
+
+/// The `user` a principal shows to predicates.
+pub fn user_context(user: &AuthUser) -> UserContext {
+    UserContext {
+        id: user.id.clone(),
+        collection: user.collection.clone(),
+        fields: user.doc.clone(),
+        scopes: user.scopes.clone(),
+    }
+}
+
+/// One request's view for predicates: who, and when.
+pub struct Caller {
+    user: Option<UserContext>,
+    /// API-key scopes, enforced before any predicate; `None` for sessions.
+    key_scopes: Option<Vec<String>>,
+    /// Lucent itself: predicates do not apply.
+    system: bool,
+    pub now: chrono::DateTime<Utc>,
+}
+
+impl Caller {
+    pub fn new(principal: &Principal) -> Self {
+        Self {
+            user: principal.user().map(user_context),
+            key_scopes: principal
+                .user()
+                .filter(|u| u.credential == Credential::ApiKey)
+                .and_then(|u| u.scopes.clone()),
+            system: matches!(principal, Principal::System),
+            now: crate::auth::store::now(),
+        }
+    }
+
+    /// An API key must carry `scope` (or `admin`) for the operation: reads need `read`,
+    /// writes `write`.
+    ///
+    /// # Errors
+    /// `Forbidden` naming the missing scope.
+    pub fn require_scope(&self, scope: &str) -> Result<(), crate::records::Error> {
+        if grants(self.key_scopes.as_deref(), scope) {
+            Ok(())
+        } else {
+            Err(crate::records::Error::Forbidden(format!(
+                "the API key lacks the `{scope}` scope"
+            )))
+        }
+    }
+
+    pub fn is_anonymous(&self) -> bool {
+        self.user.is_none() && !self.system
+    }
+
+    pub fn env<'a>(
+        &'a self,
+        doc: Option<&'a Map<String, Json>>,
+        data: Option<&'a Map<String, Json>>,
+    ) -> Env<'a> {
+        Env {
+            user: self.user.as_ref(),
+            now: self.now,
+            doc,
+            data,
+        }
+    }
+
+    /// A rule in memory; Lucent itself passes every rule.
+    pub fn allows(
+        &self,
+        rule: &Rule,
+        doc: Option<&Map<String, Json>>,
+        data: Option<&Map<String, Json>>,
+    ) -> bool {
+        self.system || rule.eval(&self.env(doc, data))
+    }
+
+    /// A rule as a condition on the table.
+    pub fn condition(&self, rule: &Rule, backend: DbBackend) -> Residual {
+        if self.system {
+            Residual::True
+        } else {
+            rule.to_condition(&self.env(None, None), backend)
+        }
+    }
+
+    /// Whether a field may be read whatever the document (usable in filter, sort, select).
+    pub fn can_always_read(&self, policy: &FieldPolicy, backend: DbBackend) -> bool {
+        match &policy.read {
+            None => true,
+            Some(rule) => matches!(self.condition(rule, backend), Residual::True),
+        }
+    }
+}

@@ -1,0 +1,272 @@
+//! Passwords: the policy of `[auth.password]`, and argon2id hashing on a bounded pool of blocking
+//! threads so a login flood neither stalls the async workers nor queues without bound.
+
+use std::sync::Arc;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
+use tokio::sync::Semaphore;
+use zxcvbn::matching::patterns::MatchPattern;
+
+use crate::config::PasswordPolicy;
+use crate::schema::FieldError;
+
+/// Hashing could not be done now.
+#[derive(Debug, thiserror::Error)]
+pub enum PasswordError {
+    /// More hashes are waiting than the queue allows: answer fast instead of queueing.
+    #[error("too many password operations in progress")]
+    Busy,
+    #[error("password hashing failed: {0}")]
+    Internal(String),
+}
+
+/// The argon2id pool. Argon2's defaults are OWASP's: m = 19 MiB, t = 2, p = 1.
+#[derive(Debug, Clone)]
+pub struct Passwords {
+    /// Hashes running at once: one per core.
+    running: Arc<Semaphore>,
+    /// Hashes running or waiting; beyond it, `Busy`.
+    admitted: Arc<Semaphore>,
+    /// A real hash of a random password, verified against for unknown accounts so both failures
+    /// cost the same.
+    dummy: Arc<String>,
+}
+
+impl Passwords {
+    pub fn new() -> Self {
+        let cores = std::thread::available_parallelism().map_or(2, usize::from);
+        let dummy =
+            hash_now(crate::auth::secret::Secret::generate().expose()).expect("argon2 works");
+        Self {
+            running: Arc::new(Semaphore::new(cores)),
+            admitted: Arc::new(Semaphore::new(cores * 16)),
+            dummy: Arc::new(dummy),
+        }
+    }
+
+    async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, PasswordError> {
+        let _admitted = self
+            .admitted
+            .clone()
+            .try_acquire_owned()
+            .map_err(|_| PasswordError::Busy)?;
+        let _running = self
+            .running
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| PasswordError::Internal(e.to_string()))?;
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| PasswordError::Internal(e.to_string()))
+    }
+
+    /// The argon2id PHC string of `password`.
+    ///
+    /// # Errors
+    /// `Busy` when the pool is saturated.
+    pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
+        self.run(move || hash_now(&password)).await?
+    }
+
+    /// Whether `password` matches `stored`; with `None` (unknown account) a dummy hash is verified
+    /// so the answer takes as long, and is `false`.
+    ///
+    /// # Errors
+    /// `Busy` when the pool is saturated.
+    pub async fn verify(
+        &self,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
+        let known = stored.is_some();
+        let stored = stored.unwrap_or_else(|| self.dummy.as_str().to_owned());
+        let matches = self.run(move || verify_now(&password, &stored)).await?;
+        Ok(known && matches)
+    }
+}
+
+impl Default for Passwords {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn hash_now(password: &str) -> Result<String, PasswordError> {
+    Argon2::default()
+        .hash_password(password.as_bytes())
+        .map(|hash| hash.to_string())
+        .map_err(|e| PasswordError::Internal(e.to_string()))
+}
+
+fn verify_now(password: &str, stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| {
+        Argon2::default()
+            .verify_password(password.as_bytes(), &hash)
+            .is_ok()
+    })
+}
+
+/// Every rule of `policy` that `password` breaks, as details on the `password` field.
+pub fn check_policy(policy: &PasswordPolicy, password: &str, field: &str) -> Vec<FieldError> {
+    let mut errors = Vec::new();
+    let length = password.chars().count();
+    if length < policy.min_length {
+        errors.push(FieldError::new(
+            field,
+            "too_short",
+            format!("{field} must be at least {} characters", policy.min_length),
+        ));
+    }
+    if length > policy.max_length {
+        errors.push(FieldError::new(
+            field,
+            "too_long",
+            format!("{field} must be at most {} characters", policy.max_length),
+        ));
+    }
+    type CharRule = (bool, fn(char) -> bool, &'static str, &'static str);
+    let rules: [CharRule; 4] = [
+        (
+            policy.require_uppercase,
+            char::is_uppercase,
+            "missing_uppercase",
+            "an uppercase letter",
+        ),
+        (
+            policy.require_lowercase,
+            char::is_lowercase,
+            "missing_lowercase",
+            "a lowercase letter",
+        ),
+        (
+            policy.require_numbers,
+            |c| c.is_numeric(),
+            "missing_number",
+            "a number",
+        ),
+        (
+            policy.require_symbols,
+            |c| !c.is_alphanumeric() && !c.is_whitespace(),
+            "missing_symbol",
+            "a symbol",
+        ),
+    ];
+    for (required, test, code, what) in rules {
+        if required && !password.chars().any(test) {
+            errors.push(FieldError::new(
+                field,
+                code,
+                format!("{field} must contain {what}"),
+            ));
+        }
+    }
+    if policy.reject_common && is_common(password) {
+        errors.push(FieldError::new(
+            field,
+            "common_password",
+            format!("{field} is too common; choose another"),
+        ));
+    }
+    errors
+}
+
+/// Whether the whole password is an entry of zxcvbn's ranked list of 30,000 common passwords
+/// (compared case-insensitively, as zxcvbn does).
+pub fn is_common(password: &str) -> bool {
+    // Entries are short; longer inputs cannot match, and zxcvbn's cost grows with length.
+    if password.is_empty() || password.chars().count() > 64 {
+        return false;
+    }
+    let entropy = zxcvbn::zxcvbn(password, &[]);
+    let sequence = entropy.sequence();
+    sequence.len() == 1
+        && matches!(
+            &sequence[0].pattern,
+            MatchPattern::Dictionary(d)
+                if format!("{:?}", d.dictionary_name) == "Passwords" && !d.reversed && !d.l33t
+        )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> PasswordPolicy {
+        PasswordPolicy {
+            min_length: 12,
+            max_length: 256,
+            reject_common: true,
+            require_uppercase: false,
+            require_lowercase: false,
+            require_numbers: false,
+            require_symbols: false,
+        }
+    }
+
+    fn codes(policy: &PasswordPolicy, password: &str) -> Vec<&'static str> {
+        check_policy(policy, password, "password")
+            .into_iter()
+            .map(|e| e.code)
+            .collect()
+    }
+
+    #[test]
+    fn policy_table() {
+        let strict = PasswordPolicy {
+            require_uppercase: true,
+            require_lowercase: true,
+            require_numbers: true,
+            require_symbols: true,
+            ..policy()
+        };
+        let default = policy();
+        let long = "x".repeat(257);
+        let cases: Vec<(&PasswordPolicy, &str, Vec<&str>)> = vec![
+            (&default, "correct horse battery staple", vec![]),
+            (&default, "short", vec!["too_short"]),
+            (&default, &long, vec!["too_long"]),
+            (&default, "password1234", vec!["common_password"]),
+            (&default, "PASSWORD1234", vec!["common_password"]),
+            (&default, "qwertyuiop123", vec!["common_password"]),
+            (
+                &strict,
+                "alllowercaseletters",
+                vec!["missing_uppercase", "missing_number", "missing_symbol"],
+            ),
+            (&strict, "Ab1!", vec!["too_short"]),
+            (&strict, "Ab1!efghijklm", vec![]),
+        ];
+        for (policy, password, expected) in cases {
+            assert_eq!(codes(policy, password), expected, "{password}");
+        }
+    }
+
+    #[tokio::test]
+    async fn hashes_are_argon2id_and_verify() {
+        let passwords = Passwords::new();
+        let hash = passwords
+            .hash("correct horse battery staple".into())
+            .await
+            .unwrap();
+        assert!(
+            hash.starts_with("$argon2id$v=19$m=19456,t=2,p=1$"),
+            "{hash}"
+        );
+        assert!(
+            passwords
+                .verify("correct horse battery staple".into(), Some(hash.clone()))
+                .await
+                .unwrap()
+        );
+        assert!(!passwords.verify("wrong".into(), Some(hash)).await.unwrap());
+        assert!(
+            !passwords.verify("anything".into(), None).await.unwrap(),
+            "unknown accounts never verify"
+        );
+    }
+}

@@ -1,0 +1,315 @@
+//! Lucent's auth tables: sessions and login attempts. Every piece of auth state lives here, in
+//! the database, so several instances on one database behave as one server.
+
+use chrono::{DateTime, SubsecRound, Utc};
+use sea_orm::sea_query::{
+    Alias, ColumnDef, ColumnType, Expr, ExprTrait, Index, OnConflict, Order, Query, StringLen,
+    Table,
+};
+use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+
+use crate::db::{Database, datetime_type};
+
+pub const SESSIONS: &str = "_lucent_sessions";
+pub const ATTEMPTS: &str = "_lucent_login_attempts";
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+/// Creates the auth tables when missing.
+///
+/// # Errors
+/// When a statement fails.
+pub async fn create_tables(db: &Database) -> Result<(), DbErr> {
+    let writer = db.writer();
+    let backend = db.backend();
+    let id = || ColumnType::String(StringLen::N(64));
+    let time = || datetime_type(backend);
+    let sessions = Table::create()
+        .table(col(SESSIONS))
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(col("id"), id())
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new_with_type(col("collection"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("user_id"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("refresh_hash"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("cookie_hash"), id()))
+        .col(ColumnDef::new_with_type(
+            col("user_agent"),
+            ColumnType::String(StringLen::N(256)),
+        ))
+        .col(ColumnDef::new_with_type(col("created_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(col("last_used_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(col("expires_at"), time()).not_null())
+        .to_owned();
+    writer.execute(&sessions).await?;
+    let by_user = Index::create()
+        .name("ix__lucent_sessions_user")
+        .table(col(SESSIONS))
+        .col(col("collection"))
+        .col(col("user_id"))
+        .if_not_exists()
+        .to_owned();
+    writer.execute(&by_user).await?;
+    let attempts = Table::create()
+        .table(col(ATTEMPTS))
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(col("key"), id())
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new_with_type(col("failures"), ColumnType::BigInteger).not_null())
+        .col(ColumnDef::new_with_type(col("locked_until"), time()))
+        .col(ColumnDef::new_with_type(col("updated_at"), time()).not_null())
+        .to_owned();
+    writer.execute(&attempts).await?;
+    Ok(())
+}
+
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
+/// A stored session.
+#[derive(Debug, Clone)]
+pub struct SessionRow {
+    pub id: String,
+    pub collection: String,
+    pub user_id: String,
+    pub refresh_hash: String,
+    pub cookie_hash: Option<String>,
+    pub user_agent: Option<String>,
+    pub created_at: DateTime<Utc>,
+    pub last_used_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+}
+
+const SESSION_COLUMNS: [&str; 9] = [
+    "id",
+    "collection",
+    "user_id",
+    "refresh_hash",
+    "cookie_hash",
+    "user_agent",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+];
+
+fn session_row(row: &QueryResult) -> Result<SessionRow, DbErr> {
+    Ok(SessionRow {
+        id: row.try_get_by_index(0)?,
+        collection: row.try_get_by_index(1)?,
+        user_id: row.try_get_by_index(2)?,
+        refresh_hash: row.try_get_by_index(3)?,
+        cookie_hash: row.try_get_by_index(4)?,
+        user_agent: row.try_get_by_index(5)?,
+        created_at: row.try_get_by_index(6)?,
+        last_used_at: row.try_get_by_index(7)?,
+        expires_at: row.try_get_by_index(8)?,
+    })
+}
+
+/// # Errors
+/// Database failures.
+pub async fn insert_session(db: &Database, session: &SessionRow) -> Result<(), DbErr> {
+    let mut insert = Query::insert();
+    insert
+        .into_table(col(SESSIONS))
+        .columns(SESSION_COLUMNS.map(col))
+        .values_panic([
+            session.id.clone().into(),
+            session.collection.clone().into(),
+            session.user_id.clone().into(),
+            session.refresh_hash.clone().into(),
+            session.cookie_hash.clone().into(),
+            session.user_agent.clone().into(),
+            session.created_at.into(),
+            session.last_used_at.into(),
+            session.expires_at.into(),
+        ]);
+    db.writer().execute(&insert).await.map(|_| ())
+}
+
+/// A live (unexpired) session by id. Read from the writer so a session ended a moment ago on
+/// any connection is seen as ended.
+///
+/// # Errors
+/// Database failures.
+pub async fn find_session(db: &Database, id: &str) -> Result<Option<SessionRow>, DbErr> {
+    let mut select = Query::select();
+    select
+        .columns(SESSION_COLUMNS.map(col))
+        .from(col(SESSIONS))
+        .and_where(Expr::col(col("id")).eq(id))
+        .and_where(Expr::col(col("expires_at")).gt(now()));
+    db.writer()
+        .query_one(&select)
+        .await?
+        .map(|row| session_row(&row))
+        .transpose()
+}
+
+/// A user's live sessions, newest first.
+///
+/// # Errors
+/// Database failures.
+pub async fn user_sessions(
+    db: &Database,
+    collection: &str,
+    user_id: &str,
+) -> Result<Vec<SessionRow>, DbErr> {
+    let mut select = Query::select();
+    select
+        .columns(SESSION_COLUMNS.map(col))
+        .from(col(SESSIONS))
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("user_id")).eq(user_id))
+        .and_where(Expr::col(col("expires_at")).gt(now()))
+        .order_by(col("created_at"), Order::Desc)
+        .order_by(col("id"), Order::Desc);
+    db.reader()
+        .query_all(&select)
+        .await?
+        .iter()
+        .map(session_row)
+        .collect()
+}
+
+/// Replaces the refresh hash only if it is still `old`: of two concurrent refreshes with one
+/// token, exactly one wins. Returns whether this one did.
+///
+/// # Errors
+/// Database failures.
+pub async fn rotate_refresh(db: &Database, id: &str, old: &str, new: &str) -> Result<bool, DbErr> {
+    let mut update = Query::update();
+    update
+        .table(col(SESSIONS))
+        .value(col("refresh_hash"), new)
+        .value(col("last_used_at"), now())
+        .and_where(Expr::col(col("id")).eq(id))
+        .and_where(Expr::col(col("refresh_hash")).eq(old));
+    Ok(db.writer().execute(&update).await?.rows_affected() == 1)
+}
+
+/// Ends one session; returns whether it existed.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete_session(db: &Database, id: &str) -> Result<bool, DbErr> {
+    let mut delete = Query::delete();
+    delete
+        .from_table(col(SESSIONS))
+        .and_where(Expr::col(col("id")).eq(id));
+    Ok(db.writer().execute(&delete).await?.rows_affected() > 0)
+}
+
+/// Ends every session of a user, but `keep` if given.
+///
+/// # Errors
+/// Database failures.
+pub async fn delete_user_sessions(
+    db: &Database,
+    collection: &str,
+    user_id: &str,
+    keep: Option<&str>,
+) -> Result<u64, DbErr> {
+    let mut delete = Query::delete();
+    delete
+        .from_table(col(SESSIONS))
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("user_id")).eq(user_id));
+    if let Some(keep) = keep {
+        delete.and_where(Expr::col(col("id")).ne(keep));
+    }
+    Ok(db.writer().execute(&delete).await?.rows_affected())
+}
+
+/// Login-attempt state of one identifier key.
+#[derive(Debug, Clone, Default)]
+pub struct Attempts {
+    pub failures: i64,
+    pub locked_until: Option<DateTime<Utc>>,
+}
+
+/// # Errors
+/// Database failures.
+pub async fn attempts(db: &Database, key: &str) -> Result<Attempts, DbErr> {
+    let mut select = Query::select();
+    select
+        .columns([col("failures"), col("locked_until")])
+        .from(col(ATTEMPTS))
+        .and_where(Expr::col(col("key")).eq(key));
+    Ok(match db.writer().query_one(&select).await? {
+        Some(row) => Attempts {
+            failures: row.try_get_by_index(0)?,
+            locked_until: row.try_get_by_index(1)?,
+        },
+        None => Attempts::default(),
+    })
+}
+
+/// Records a failure: counts it, and locks the key for `lock` once `max` consecutive failures are
+/// reached. Also prunes records idle for longer than `keep`, so the table cannot grow without bound.
+///
+/// # Errors
+/// Database failures.
+pub async fn record_failure(
+    db: &Database,
+    key: &str,
+    max: u32,
+    lock: chrono::Duration,
+    keep: chrono::Duration,
+) -> Result<(), DbErr> {
+    let now = now();
+    let current = attempts(db, key).await?;
+    // A lock that has run out starts a fresh count.
+    let expired = current.locked_until.is_some_and(|until| until <= now);
+    let failures = if expired { 1 } else { current.failures + 1 };
+    let locked_until = if failures >= i64::from(Ord::max(max, 1)) {
+        Some(now + lock)
+    } else if expired {
+        None
+    } else {
+        current.locked_until
+    };
+    let mut upsert = Query::insert();
+    upsert
+        .into_table(col(ATTEMPTS))
+        .columns([
+            col("key"),
+            col("failures"),
+            col("locked_until"),
+            col("updated_at"),
+        ])
+        .values_panic([key.into(), failures.into(), locked_until.into(), now.into()])
+        .on_conflict(
+            OnConflict::column(col("key"))
+                .update_columns([col("failures"), col("locked_until"), col("updated_at")])
+                .to_owned(),
+        );
+    db.writer().execute(&upsert).await?;
+    let mut prune = Query::delete();
+    prune
+        .from_table(col(ATTEMPTS))
+        .and_where(Expr::col(col("updated_at")).lt(now - keep));
+    db.writer().execute(&prune).await?;
+    Ok(())
+}
+
+/// Forgets the failures of a key (after a successful login or a password reset).
+///
+/// # Errors
+/// Database failures.
+pub async fn clear_attempts(db: &Database, key: &str) -> Result<(), DbErr> {
+    let mut delete = Query::delete();
+    delete
+        .from_table(col(ATTEMPTS))
+        .and_where(Expr::col(col("key")).eq(key));
+    db.writer().execute(&delete).await.map(|_| ())
+}

@@ -1,0 +1,271 @@
+//! Migration files: engine-neutral operations in TOML, read from and written to `migrations/`.
+//!
+//! A file is a list of `[[operation]]` tables run in order; comments are free. Its checksum is the
+//! SHA-256 of its bytes, so any edit after it was applied is noticed.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::snapshot::FieldDef;
+
+/// One schema change, rendered to SQL for the engine at apply time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Operation {
+    CreateCollection {
+        collection: String,
+        fields: Vec<FieldDef>,
+    },
+    DropCollection {
+        collection: String,
+    },
+    AddField {
+        collection: String,
+        field: FieldDef,
+        /// Written into the rows that exist when the field is added.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<serde_json::Value>,
+    },
+    DropField {
+        collection: String,
+        field: String,
+    },
+    RenameField {
+        collection: String,
+        from: String,
+        to: String,
+    },
+    /// A new definition for an existing field: type, null, unique, index or relation.
+    AlterField {
+        collection: String,
+        field: FieldDef,
+        /// Written into the rows where the field is null (for a field becoming required).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        fill: Option<serde_json::Value>,
+    },
+}
+
+impl Operation {
+    /// One line for people: `add field posts.subtitle (string)`.
+    pub fn summary(&self) -> String {
+        match self {
+            Operation::CreateCollection { collection, fields } => {
+                format!("create collection {collection} ({} fields)", fields.len())
+            }
+            Operation::DropCollection { collection } => format!("drop collection {collection}"),
+            Operation::AddField {
+                collection, field, ..
+            } => format!(
+                "add field {collection}.{} ({})",
+                field.name,
+                field.type_label()
+            ),
+            Operation::DropField { collection, field } => {
+                format!("drop field {collection}.{field}")
+            }
+            Operation::RenameField {
+                collection,
+                from,
+                to,
+            } => format!("rename field {collection}.{from} to {to}"),
+            Operation::AlterField {
+                collection, field, ..
+            } => format!(
+                "alter field {collection}.{} ({})",
+                field.name,
+                field.type_label()
+            ),
+        }
+    }
+
+    /// A short name for a generated file: `add_posts_subtitle`.
+    pub fn slug(&self) -> String {
+        match self {
+            Operation::CreateCollection { collection, .. } => format!("create_{collection}"),
+            Operation::DropCollection { collection } => format!("drop_{collection}"),
+            Operation::AddField {
+                collection, field, ..
+            } => format!("add_{collection}_{}", field.name),
+            Operation::DropField { collection, field } => format!("drop_{collection}_{field}"),
+            Operation::RenameField { collection, to, .. } => format!("rename_{collection}_{to}"),
+            Operation::AlterField {
+                collection, field, ..
+            } => format!("alter_{collection}_{}", field.name),
+        }
+        .replace('-', "_")
+        .to_lowercase()
+    }
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileBody {
+    #[serde(default)]
+    operation: Vec<Operation>,
+}
+
+/// A migration file as read from `migrations/`.
+#[derive(Debug, Clone)]
+pub struct MigrationFile {
+    /// The file stem, `0003_rename_title`; the key it is recorded under.
+    pub name: String,
+    pub path: PathBuf,
+    pub checksum: String,
+    pub operations: Vec<Operation>,
+}
+
+/// The SHA-256 of a file's bytes, in hex.
+pub fn checksum(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl MigrationFile {
+    /// Reads and parses one file.
+    ///
+    /// # Errors
+    /// The file cannot be read, or is not a list of known operations.
+    pub fn read(path: &Path) -> Result<Self, String> {
+        let bytes = std::fs::read(path).map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes.clone())
+            .map_err(|_| format!("{}: not UTF-8", path.display()))?;
+        let body: FileBody =
+            toml::from_str(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(Self {
+            name: path
+                .file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+            path: path.to_path_buf(),
+            checksum: checksum(&bytes),
+            operations: body.operation,
+        })
+    }
+}
+
+/// Every `NNNN_name.toml` of `dir`, sorted by name; a missing folder holds none.
+///
+/// # Errors
+/// Every file that cannot be read or parsed.
+pub fn read_folder(dir: &Path) -> Result<Vec<MigrationFile>, Vec<String>> {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Ok(Vec::new());
+    };
+    let mut paths: Vec<PathBuf> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "toml"))
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut errors = Vec::new();
+    for path in paths {
+        match MigrationFile::read(&path) {
+            Ok(file) => files.push(file),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(files)
+    } else {
+        Err(errors)
+    }
+}
+
+/// One operation to write, with the comment lines that explain it to the reviewer.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub operation: Operation,
+    pub comments: Vec<String>,
+}
+
+/// The text of a migration file.
+///
+/// # Errors
+/// An operation TOML cannot hold (a `fill` value containing `null`).
+pub fn render(header: &[String], entries: &[Entry]) -> Result<String, String> {
+    let mut text = String::new();
+    for line in header {
+        text.push_str(&format!("# {line}\n"));
+    }
+    for entry in entries {
+        text.push('\n');
+        for line in &entry.comments {
+            text.push_str(&format!("# {line}\n"));
+        }
+        let body = FileBody {
+            operation: vec![entry.operation.clone()],
+        };
+        let rendered =
+            toml::to_string(&body).map_err(|e| format!("{}: {e}", entry.operation.summary()))?;
+        text.push_str(&rendered);
+    }
+    Ok(text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::migrate::snapshot::{Kind, OnDeleteDef};
+
+    fn field(name: &str, kind: Kind) -> FieldDef {
+        FieldDef {
+            name: name.into(),
+            kind,
+            to: None,
+            on_delete: OnDeleteDef::SetNull,
+            required: false,
+            unique: false,
+            index: false,
+            case_insensitive: false,
+        }
+    }
+
+    #[test]
+    fn rendered_files_parse_back_to_the_same_operations() {
+        let operations = vec![
+            Operation::CreateCollection {
+                collection: "posts".into(),
+                fields: vec![field("title", Kind::String), field("views", Kind::Integer)],
+            },
+            Operation::AddField {
+                collection: "posts".into(),
+                field: FieldDef {
+                    required: true,
+                    ..field("status", Kind::Select)
+                },
+                fill: Some(serde_json::json!("draft")),
+            },
+            Operation::RenameField {
+                collection: "posts".into(),
+                from: "title".into(),
+                to: "headline".into(),
+            },
+            Operation::DropCollection {
+                collection: "old".into(),
+            },
+        ];
+        let entries: Vec<Entry> = operations
+            .iter()
+            .map(|operation| Entry {
+                operation: operation.clone(),
+                comments: vec!["why".into()],
+            })
+            .collect();
+        let text = render(&["header".into()], &entries).unwrap();
+        let body: FileBody = toml::from_str(&text).unwrap();
+        assert_eq!(body.operation, operations, "{text}");
+    }
+
+    #[test]
+    fn unknown_operations_and_keys_are_errors() {
+        for text in [
+            "[[operation]]\nop = \"truncate\"\ncollection = \"posts\"\n",
+            "[[operation]]\nop = \"drop_field\"\ncollection = \"posts\"\nfield = \"a\"\nextra = 1\n",
+            "[[operation]]\nop = \"add_field\"\ncollection = \"posts\"\nfield = { name = \"a\", type = \"strng\" }\n",
+        ] {
+            assert!(toml::from_str::<FileBody>(text).is_err(), "{text}");
+        }
+    }
+}

@@ -1,0 +1,411 @@
+//! Handlers of the auth routes of SPEC §5 (register, login, refresh, logout, logout-all, me,
+//! sessions): parse, call [`crate::auth::Auth`], render tokens and cookies.
+
+use poem::http::{StatusCode, header};
+use poem::web::cookie::{Cookie, SameSite};
+use poem::web::{Data, Path};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde_json::{Value as Json, json};
+
+use super::State;
+use super::body::{read_form_or_json, read_json};
+use super::collections::json;
+use super::credentials::{
+    Presented, authenticate, check_origin, cookie_name, presented, unauthorized,
+};
+use super::error::ApiError;
+use crate::auth::{LoginResult, Principal, Tokens};
+use crate::config::Env;
+
+fn user_agent(request: &Request) -> Option<&str> {
+    request
+        .headers()
+        .get(header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+}
+
+fn session_cookie(state: &State, value: &str, max_age: std::time::Duration) -> Cookie {
+    let mut cookie = Cookie::new_with_str(cookie_name(state), value);
+    cookie.set_http_only(true);
+    cookie.set_same_site(SameSite::Lax);
+    cookie.set_path("/");
+    cookie.set_secure(state.lucent.config.server.env == Env::Prod);
+    cookie.set_max_age(max_age);
+    cookie
+}
+
+fn clear_cookie(state: &State) -> Cookie {
+    session_cookie(state, "", std::time::Duration::ZERO)
+}
+
+/// An answer that carries tokens: never cached, and with the session cookie when there is one.
+fn token_response(
+    state: &State,
+    status: StatusCode,
+    body: &Json,
+    cookie: Option<&str>,
+    redirect: Option<&str>,
+) -> Response {
+    let mut response = match redirect {
+        Some(target) => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, target)
+            .finish(),
+        None => json(status, body),
+    };
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    if let Some(value) = cookie {
+        let cookie = session_cookie(state, value, state.lucent.config.auth.refresh_expiry);
+        if let Ok(value) = header::HeaderValue::from_str(&cookie.to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+    }
+    response
+}
+
+fn tokens_json(user: Option<&Json>, tokens: &Tokens) -> Json {
+    let mut body =
+        json!({"token": tokens.token, "refreshToken": tokens.refresh_token, "exp": tokens.exp});
+    if let Some(user) = user {
+        body["user"] = user.clone();
+    }
+    body
+}
+
+fn login_answer(
+    state: &State,
+    status: StatusCode,
+    result: LoginResult,
+    redirect: Option<&str>,
+) -> Response {
+    let user = Json::Object(result.user);
+    match result.tokens {
+        Some(tokens) => token_response(
+            state,
+            status,
+            &tokens_json(Some(&user), &tokens),
+            tokens.cookie.as_deref(),
+            redirect,
+        ),
+        None => token_response(state, status, &json!({"user": user}), None, redirect),
+    }
+}
+
+fn done(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[handler]
+pub async fn register(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            state.lucent.auth.config();
+            let (body, redirect) =
+                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
+            let principal = authenticate(&state, request).await?;
+            let result = state
+                .lucent
+                .auth
+                .register(&principal, &slug, &body, user_agent(request))
+                .await?;
+            Ok(login_answer(
+                &state,
+                StatusCode::CREATED,
+                result,
+                redirect.as_deref(),
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn login(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            let login_field = state
+                .lucent
+                .records
+                .schema()
+                .get(&slug)
+                .and_then(|c| c.auth.as_ref())
+                .map(|a| a.login_field.clone())
+                .ok_or_else(ApiError::not_found)?;
+            let (body, redirect) =
+                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
+            let identifier = body
+                .get(&login_field)
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let password = body
+                .get("password")
+                .and_then(Json::as_str)
+                .unwrap_or_default();
+            let result = state
+                .lucent
+                .auth
+                .login(&slug, identifier, password, user_agent(request))
+                .await?;
+            Ok(login_answer(
+                &state,
+                StatusCode::OK,
+                result,
+                redirect.as_deref(),
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn refresh(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
+            let token = if has_body {
+                let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
+                body.get("refreshToken")
+                    .and_then(Json::as_str)
+                    .map(str::to_string)
+            } else {
+                None
+            };
+            let tokens = match (token, presented(&state, request)?) {
+                (Some(token), _) => state.lucent.auth.refresh(&slug, &token).await?,
+                (None, Presented::Cookie(cookie)) => {
+                    check_origin(&state, request)?;
+                    state
+                        .lucent
+                        .auth
+                        .refresh_from_cookie(&slug, &cookie)
+                        .await?
+                }
+                (None, _) => return Err(unauthorized()),
+            };
+            Ok(token_response(
+                &state,
+                StatusCode::OK,
+                &tokens_json(None, &tokens),
+                None,
+                None,
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn logout(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            auth_collection(&state, &slug)?;
+            let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
+            let (body, redirect) = if has_body {
+                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?
+            } else {
+                (json!({}), None)
+            };
+            match body.get("refreshToken").and_then(Json::as_str) {
+                Some(token) => state.lucent.auth.logout_refresh_token(&slug, token).await?,
+                None => {
+                    let principal = own_principal(&state, request, &slug).await?;
+                    state.lucent.auth.logout(&principal).await?;
+                }
+            }
+            let mut response = match redirect {
+                Some(target) => Response::builder()
+                    .status(StatusCode::SEE_OTHER)
+                    .header(header::LOCATION, target)
+                    .finish(),
+                None => json(StatusCode::OK, &json!({"message": "logged out"})),
+            };
+            if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(&state).to_string()) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn logout_all(
+    request: &Request,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            let principal = own_principal(&state, request, &slug).await?;
+            let ended = state.lucent.auth.logout_all(&principal).await?;
+            let mut response = json(
+                StatusCode::OK,
+                &json!({"message": "logged out everywhere", "sessionsEnded": ended}),
+            );
+            if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(&state).to_string()) {
+                response.headers_mut().append(header::SET_COOKIE, value);
+            }
+            Ok(response)
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn me(request: &Request, Path(slug): Path<String>, state: Data<&State>) -> Response {
+    done(
+        async {
+            let principal = own_principal(&state, request, &slug).await?;
+            Ok(json(
+                StatusCode::OK,
+                &json!({"user": state.lucent.auth.me(&principal)?}),
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn sessions(
+    request: &Request,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            let principal = own_principal(&state, request, &slug).await?;
+            Ok(json(
+                StatusCode::OK,
+                &json!({"sessions": state.lucent.auth.sessions(&principal).await?}),
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn revoke_session(
+    request: &Request,
+    Path((slug, id)): Path<(String, String)>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            let principal = own_principal(&state, request, &slug).await?;
+            state.lucent.auth.revoke_session(&principal, &id).await?;
+            Ok(json(StatusCode::OK, &json!({"message": "session ended"})))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn create_api_key(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            auth_collection(&state, &slug)?;
+            let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
+            let principal = authenticate(&state, request).await?;
+            let key = state
+                .lucent
+                .auth
+                .create_api_key(&principal, &slug, &body)
+                .await?;
+            Ok(token_response(
+                &state,
+                StatusCode::CREATED,
+                &json!({"apiKey": key}),
+                None,
+                None,
+            ))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn list_api_keys(
+    request: &Request,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            auth_collection(&state, &slug)?;
+            let principal = authenticate(&state, request).await?;
+            let keys = state.lucent.auth.list_api_keys(&principal, &slug).await?;
+            Ok(json(StatusCode::OK, &json!({"apiKeys": keys})))
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn revoke_api_key(
+    request: &Request,
+    Path((slug, id)): Path<(String, String)>,
+    state: Data<&State>,
+) -> Response {
+    done(
+        async {
+            auth_collection(&state, &slug)?;
+            let principal = authenticate(&state, request).await?;
+            state
+                .lucent
+                .auth
+                .revoke_api_key(&principal, &slug, &id)
+                .await?;
+            Ok(json(StatusCode::OK, &json!({"message": "API key revoked"})))
+        }
+        .await,
+    )
+}
+
+fn auth_collection(state: &State, slug: &str) -> Result<(), ApiError> {
+    match state.lucent.records.schema().get(slug) {
+        Some(collection) if collection.auth.is_some() => Ok(()),
+        _ => Err(ApiError::not_found()),
+    }
+}
+
+/// The authenticated account of this auth collection: a token of another collection is refused.
+async fn own_principal(
+    state: &State,
+    request: &Request,
+    slug: &str,
+) -> Result<Principal, ApiError> {
+    auth_collection(state, slug)?;
+    let principal = authenticate(state, request).await?;
+    match principal.user() {
+        Some(user) if user.collection == slug => Ok(principal),
+        _ => Err(unauthorized()),
+    }
+}

@@ -1,0 +1,702 @@
+//! Checked tree → sea-query condition: what depends only on `user`, `now` and `data` is
+//! evaluated in memory first (with `eval.rs`), the rest becomes SQL over the collection's columns.
+//! Column names come from the checked schema and every value is a bound parameter.
+//!
+//! SQL is three-valued and the rule language is not, so every condition emitted here is
+//! guaranteed never to be NULL, which keeps `NOT` and `OR` exact (see the null rules in
+//! `eval.rs`):
+//! - `col == v` → `col IS NOT NULL AND col = v`: FALSE, never NULL, for a NULL column, and it
+//!   still uses an index (PostgreSQL's `IS NOT DISTINCT FROM` does not).
+//! - `col == null` → `col IS NULL`; `x != y` → `NOT (x == y)`.
+//! - `col == col` → `IS` (SQLite), `IS NOT DISTINCT FROM` (PostgreSQL), `<=>` (MySQL).
+//! - `<`, `<=`, `>`, `>=`, `~` on a column → `col IS NOT NULL AND ...`; with a null value the
+//!   comparison is decided (false) before SQL.
+//! - `col in [..]` → `col IS NOT NULL AND col IN (..)`, or `col IS NULL OR col IN (..)` when the
+//!   list holds null.
+//! - a boolean column used as a condition → `col IS NOT NULL AND col = TRUE`.
+//!
+//! A parameter always has its column's type (i64 for integer columns, f64 for number columns,
+//! ...), see [`fractional`].
+//!
+//! Strings order byte-wise in memory; SQLite's default collation does too, PostgreSQL is given
+//! `COLLATE "C"`, under which `lower()` also folds ASCII letters only, like SQLite's `lower()`.
+//! MySQL output is generated but not verified against a server.
+
+use sea_orm::DbBackend;
+use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Value};
+
+use super::Env;
+use super::ast::CmpOp;
+use super::check::{Column, MAX_PATTERN, Node, Ty};
+use super::error::Fault;
+use super::eval::{self, Val, coerce};
+use super::parse::MAX_LIST;
+
+/// A rule reduced against `user`, `now` and `data`: decided, or a condition on the document.
+pub enum Truth {
+    Known(bool),
+    Sql(Expr),
+}
+
+/// Lowers a condition node.
+///
+/// # Errors
+/// A fault in the in-memory part (the rule then denies).
+pub fn lower(node: &Node, env: &Env<'_>, backend: DbBackend) -> Result<Truth, Fault> {
+    let dialect = match backend {
+        DbBackend::Postgres => Dialect::Postgres,
+        DbBackend::MySql => Dialect::MySql,
+        // `DbBackend` is non-exhaustive; SQLite is the embedded default.
+        _ => Dialect::Sqlite,
+    };
+    Lowering { env, dialect }.truth(node)
+}
+
+#[derive(Clone, Copy, PartialEq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+    MySql,
+}
+
+/// One operand after partial evaluation.
+#[derive(Clone)]
+enum Part<'n> {
+    Val(Val),
+    Col(&'n Column),
+    /// A condition (never NULL).
+    Sql(Expr),
+}
+
+impl From<Truth> for Part<'_> {
+    fn from(truth: Truth) -> Self {
+        match truth {
+            Truth::Known(b) => Part::Val(Val::Bool(b)),
+            Truth::Sql(expr) => Part::Sql(expr),
+        }
+    }
+}
+
+struct Lowering<'e> {
+    env: &'e Env<'e>,
+    dialect: Dialect,
+}
+
+impl Lowering<'_> {
+    fn truth(&self, node: &Node) -> Result<Truth, Fault> {
+        match self.part(node)? {
+            Part::Val(val) => Ok(Truth::Known(eval::as_condition(val)?)),
+            Part::Col(column) => self.equal(Part::Col(column), Part::Val(Val::Bool(true))),
+            Part::Sql(expr) => Ok(Truth::Sql(expr)),
+        }
+    }
+
+    fn part<'n>(&self, node: &'n Node) -> Result<Part<'n>, Fault> {
+        if !node.uses_doc() {
+            return Ok(Part::Val(eval::value(node, self.env)?));
+        }
+        Ok(match node {
+            Node::Doc(column) => Part::Col(column),
+            Node::Or(items) => any(items
+                .iter()
+                .map(|item| self.truth(item))
+                .collect::<Result<_, _>>()?)
+            .into(),
+            Node::And(items) => all(items
+                .iter()
+                .map(|item| self.truth(item))
+                .collect::<Result<_, _>>()?)
+            .into(),
+            Node::Not(inner) => not(self.truth(inner)?).into(),
+            Node::Cmp(op, left, right) => self.comparison(*op, left, right)?.into(),
+            Node::List(_)
+            | Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..) => {
+                return Err(Fault("a document value where none can be"));
+            }
+        })
+    }
+
+    fn comparison(&self, op: CmpOp, left: &Node, right: &Node) -> Result<Truth, Fault> {
+        let l = self.part(left)?;
+        if op == CmpOp::In {
+            return self.membership(l, right);
+        }
+        let r = self.part(right)?;
+        match op {
+            CmpOp::Eq => self.equal(l, r),
+            CmpOp::Ne => Ok(not(self.equal(l, r)?)),
+            CmpOp::Contains => self.contains(l, r),
+            CmpOp::Lt | CmpOp::Le | CmpOp::Gt | CmpOp::Ge => self.order(op, l, r),
+            CmpOp::In => Err(Fault("handled above")),
+        }
+    }
+
+    fn equal(&self, l: Part<'_>, r: Part<'_>) -> Result<Truth, Fault> {
+        Ok(match (l, r) {
+            (Part::Val(a), Part::Val(b)) => Truth::Known(eval::equal(&a, &b)?),
+            (Part::Col(column), Part::Val(val)) | (Part::Val(val), Part::Col(column)) => {
+                if fractional(column, &val).is_some() {
+                    return Ok(Truth::Known(false));
+                }
+                match bind(column, val)? {
+                    None => Truth::Sql(col(column).is_null()),
+                    Some(value) => Truth::Sql(col(column).is_not_null().and(col(column).eq(value))),
+                }
+            }
+            (Part::Col(a), Part::Col(b)) => Truth::Sql(self.same(col(a), col(b))),
+            (Part::Sql(cond), Part::Val(val)) | (Part::Val(val), Part::Sql(cond)) => match val {
+                Val::Null => Truth::Known(false),
+                Val::Bool(true) => Truth::Sql(cond),
+                Val::Bool(false) => Truth::Sql(cond.not()),
+                _ => return Err(Fault("a condition compared with a non-boolean")),
+            },
+            (Part::Sql(cond), Part::Col(column)) | (Part::Col(column), Part::Sql(cond)) => {
+                Truth::Sql(self.same(col(column), cond))
+            }
+            (Part::Sql(a), Part::Sql(b)) => Truth::Sql(self.same(a, b)),
+        })
+    }
+
+    fn order(&self, op: CmpOp, l: Part<'_>, r: Part<'_>) -> Result<Truth, Fault> {
+        let compare = |a: Expr, b: Expr| match op {
+            CmpOp::Lt => a.lt(b),
+            CmpOp::Le => a.lte(b),
+            CmpOp::Gt => a.gt(b),
+            _ => a.gte(b),
+        };
+        if let (Part::Col(column), Part::Val(val)) = (&l, &r)
+            && let Some(f) = fractional(column, val)
+        {
+            let (op, bound) = if matches!(op, CmpOp::Lt | CmpOp::Le) {
+                (CmpOp::Le, f.floor())
+            } else {
+                (CmpOp::Ge, f.ceil())
+            };
+            if (-I64_LIMIT..I64_LIMIT).contains(&bound) {
+                return self.order(op, Part::Col(column), Part::Val(Val::Int(bound as i64)));
+            }
+            // Beyond every i64: all non-null rows are on one side.
+            let above_all = bound > 0.0;
+            return Ok(if above_all == (op == CmpOp::Le) {
+                Truth::Sql(col(column).is_not_null())
+            } else {
+                Truth::Known(false)
+            });
+        }
+        Ok(match (l, r) {
+            (Part::Val(a), Part::Val(b)) => Truth::Known(eval::compare(op, &a, &b)?),
+            (Part::Val(val), Part::Col(column)) => {
+                return self.order(op.flipped(), Part::Col(column), Part::Val(val));
+            }
+            (Part::Col(column), Part::Val(val)) => match bind(column, val)? {
+                None => Truth::Known(false),
+                Some(value) => Truth::Sql(
+                    col(column)
+                        .is_not_null()
+                        .and(compare(self.bytewise(column), Expr::val(value))),
+                ),
+            },
+            (Part::Col(a), Part::Col(b)) => {
+                let both = col(a).is_not_null().and(col(b).is_not_null());
+                Truth::Sql(both.and(compare(self.bytewise(a), col(b))))
+            }
+            (Part::Sql(_), _) | (_, Part::Sql(_)) => {
+                return Err(Fault("conditions cannot be ordered"));
+            }
+        })
+    }
+
+    /// `text ~ pattern` with the pattern known (the checker refuses a document pattern).
+    fn contains(&self, text: Part<'_>, pattern: Part<'_>) -> Result<Truth, Fault> {
+        let Part::Val(pattern) = pattern else {
+            return Err(Fault("`~` pattern from the document"));
+        };
+        let needle = match &pattern {
+            Val::Str(p) if p.chars().count() > MAX_PATTERN => {
+                return Err(Fault("`~` pattern too long"));
+            }
+            Val::Str(p) => p,
+            Val::Null => return Ok(Truth::Known(false)),
+            _ => return Err(Fault("`~` needs strings")),
+        };
+        match text {
+            Part::Val(text) => Ok(Truth::Known(eval::contains(&text, &pattern)?)),
+            Part::Col(column) if column.ty == Ty::Str => {
+                let like =
+                    LikeExpr::new(format!("%{}%", escape_like(&needle.to_ascii_lowercase())))
+                        .escape('\\');
+                let folded = Expr::from(Func::lower(self.bytewise(column)));
+                Ok(Truth::Sql(col(column).is_not_null().and(folded.like(like))))
+            }
+            Part::Col(_) | Part::Sql(_) => Err(Fault("`~` needs strings")),
+        }
+    }
+
+    fn membership(&self, l: Part<'_>, right: &Node) -> Result<Truth, Fault> {
+        let items: Vec<Part<'_>> = match right {
+            Node::List(items) => items
+                .iter()
+                .map(|item| self.part(item))
+                .collect::<Result<_, _>>()?,
+            _ => match self.part(right)? {
+                Part::Val(Val::Null) => return Ok(Truth::Known(false)),
+                Part::Val(Val::List(items)) if items.len() > MAX_LIST => {
+                    return Err(Fault("list too long"));
+                }
+                Part::Val(Val::List(items)) => items.into_iter().map(Part::Val).collect(),
+                _ => return Err(Fault("`in` needs a list")),
+            },
+        };
+        if let Part::Col(column) = l
+            && items.iter().all(|item| matches!(item, Part::Val(_)))
+        {
+            let mut has_null = false;
+            let mut values = Vec::new();
+            for item in items {
+                let Part::Val(val) = item else { continue };
+                if fractional(column, &val).is_some() {
+                    continue;
+                }
+                match bind(column, val)? {
+                    Some(value) => values.push(value),
+                    None => has_null = true,
+                }
+            }
+            let listed = (!values.is_empty()).then(|| col(column).is_in(values));
+            return Ok(match (has_null, listed) {
+                (false, None) => Truth::Known(false),
+                (true, None) => Truth::Sql(col(column).is_null()),
+                (false, Some(listed)) => Truth::Sql(col(column).is_not_null().and(listed)),
+                (true, Some(listed)) => Truth::Sql(col(column).is_null().or(listed)),
+            });
+        }
+        let hits = items
+            .into_iter()
+            .map(|item| self.equal(l.clone(), item))
+            .collect::<Result<_, _>>()?;
+        Ok(any(hits))
+    }
+
+    /// Null-safe equality of two SQL expressions.
+    fn same(&self, a: Expr, b: Expr) -> Expr {
+        match self.dialect {
+            Dialect::Sqlite => a.binary(BinOper::Is, b),
+            Dialect::Postgres => a.binary(BinOper::Custom("IS NOT DISTINCT FROM"), b),
+            Dialect::MySql => a.binary(BinOper::Custom("<=>"), b),
+        }
+    }
+
+    /// A column as compared by `<` and `~`: text under a byte-wise collation.
+    fn bytewise(&self, column: &Column) -> Expr {
+        match (self.dialect, &column.ty) {
+            (Dialect::Postgres, Ty::Str) => Expr::cust_with_expr(r#"$1 COLLATE "C""#, col(column)),
+            (Dialect::MySql, Ty::Str) => {
+                Expr::cust_with_expr("$1 COLLATE utf8mb4_bin", col(column))
+            }
+            _ => col(column),
+        }
+    }
+}
+
+fn col(column: &Column) -> Expr {
+    Expr::col(Alias::new(column.name.clone()))
+}
+
+/// A known value as a parameter for `column`, or `None` for null; the same [`coerce`] as in
+/// memory, so a type mismatch faults in both.
+fn bind(column: &Column, val: Val) -> Result<Option<Value>, Fault> {
+    Ok(Some(match coerce(&column.ty, val)? {
+        Val::Null => return Ok(None),
+        Val::Str(s) => Value::from(s),
+        Val::Int(i) if column.ty == Ty::Float => Value::from(i as f64),
+        Val::Int(i) => Value::from(i),
+        Val::Float(f) if column.ty == Ty::Int => match fractional(column, &Val::Float(f)) {
+            None => Value::from(f as i64),
+            Some(_) => return Err(Fault("a fraction bound for an integer column")),
+        },
+        Val::Float(f) => Value::from(f),
+        Val::Bool(b) => Value::from(b),
+        Val::Time(t) => Value::from(t),
+        Val::List(_) | Val::Opaque => return Err(Fault("a value that cannot be bound")),
+    }))
+}
+
+/// 2^63: the first f64 beyond the i64 range.
+const I64_LIMIT: f64 = 9_223_372_036_854_775_808.0;
+
+/// The number, when an integer column meets one that no i64 holds (`2.5`, `1e30`).
+///
+/// Every parameter compared with a column has the column's type: sqlx caches PostgreSQL
+/// statements by their text, and a statement first prepared with an i64 for `"views" = $1`
+/// misreads an f64 sent later. So such comparisons are rewritten over integers: `== 2.5` never
+/// holds, `< 2.5` is `<= 2`, `> 2.5` is `>= 3`, and `in` drops the item.
+fn fractional(column: &Column, val: &Val) -> Option<f64> {
+    match (&column.ty, val) {
+        (Ty::Int, Val::Float(f)) if f.fract() != 0.0 || !(-I64_LIMIT..I64_LIMIT).contains(f) => {
+            Some(*f)
+        }
+        _ => None,
+    }
+}
+
+/// `%`, `_` and the escape character itself, made literal for `LIKE ... ESCAPE '\'`.
+fn escape_like(text: &str) -> String {
+    let mut escaped = String::with_capacity(text.len());
+    for c in text.chars() {
+        if matches!(c, '\\' | '%' | '_') {
+            escaped.push('\\');
+        }
+        escaped.push(c);
+    }
+    escaped
+}
+
+fn not(truth: Truth) -> Truth {
+    match truth {
+        Truth::Known(b) => Truth::Known(!b),
+        Truth::Sql(expr) => Truth::Sql(expr.not()),
+    }
+}
+
+/// `&&` of reduced operands: a known false decides, known trues drop out.
+fn all(truths: Vec<Truth>) -> Truth {
+    fold(truths, false, |a, b| a.and(b))
+}
+
+fn any(truths: Vec<Truth>) -> Truth {
+    fold(truths, true, |a, b| a.or(b))
+}
+
+/// Folds `&&` (`decisive` = false) or `||` (`decisive` = true).
+fn fold(truths: Vec<Truth>, decisive: bool, join: fn(Expr, Expr) -> Expr) -> Truth {
+    let mut joined: Option<Expr> = None;
+    for truth in truths {
+        match truth {
+            Truth::Known(b) if b == decisive => return Truth::Known(decisive),
+            Truth::Known(_) => {}
+            Truth::Sql(expr) => {
+                joined = Some(match joined {
+                    Some(acc) => join(acc, expr),
+                    None => expr,
+                })
+            }
+        }
+    }
+    joined.map_or(Truth::Known(!decisive), Truth::Sql)
+}
+
+#[cfg(test)]
+mod tests {
+    use sea_orm::DbBackend;
+    use sea_orm::sea_query::{Alias, PostgresQueryBuilder, Query, SqliteQueryBuilder};
+    use serde_json::json;
+
+    use super::super::Mode::{Filter, Predicate};
+    use super::super::tests::{compile, env, object, user};
+    use super::super::{Env, Mode, Residual};
+
+    /// The WHERE clause a rule gives on one engine, with values inlined for reading; `TRUE` and
+    /// `FALSE` for a decided rule.
+    fn render(source: &str, mode: Mode, env: &Env<'_>, backend: DbBackend) -> String {
+        let rule = compile(source, mode).unwrap_or_else(|e| panic!("{source}: {e:?}"));
+        let cond = match rule.to_condition(env, backend) {
+            Residual::True => return "TRUE".into(),
+            Residual::False => return "FALSE".into(),
+            Residual::Cond(cond) => cond,
+        };
+        let query = Query::select()
+            .column(Alias::new("id"))
+            .from(Alias::new("posts"))
+            .cond_where(cond)
+            .to_owned();
+        let sql = match backend {
+            DbBackend::Postgres => query.to_string(PostgresQueryBuilder),
+            _ => query.to_string(SqliteQueryBuilder),
+        };
+        sql.split_once(" WHERE ")
+            .map(|(_, clause)| clause.to_string())
+            .unwrap_or(sql)
+    }
+
+    const SAME: &str = "(as on SQLite)";
+
+    #[test]
+    fn sql_table() {
+        let admin = user("admin", None);
+        let key = user("user", Some(&["read", "write"]));
+        let data = object(json!({"views": 7, "title": "It's"}));
+        let anon = env(None, None, None);
+        let as_admin = env(Some(&admin), None, Some(&data));
+        let as_key = env(Some(&key), None, None);
+        // (source, mode, env, SQLite, PostgreSQL); values are bound parameters, inlined here by
+        // `to_string` for reading.
+        let cases = [
+            (
+                r#"views == 2.5 || views in [1, 2.5]"#,
+                Filter,
+                &anon,
+                r#""views" IS NOT NULL AND "views" IN (1)"#,
+                SAME,
+            ),
+            (
+                r#"views < 2.5 || views >= 2.5"#,
+                Filter,
+                &anon,
+                r#"("views" IS NOT NULL AND "views" <= 2) OR ("views" IS NOT NULL AND "views" >= 3)"#,
+                SAME,
+            ),
+            (
+                r#"views > 1e30 || views <= -1e30"#,
+                Filter,
+                &anon,
+                r#"FALSE"#,
+                SAME,
+            ),
+            (
+                r#"views < 1e30 && views >= -1e30 && views == 2.0"#,
+                Filter,
+                &anon,
+                r#""views" IS NOT NULL AND "views" IS NOT NULL AND ("views" IS NOT NULL AND "views" = 2)"#,
+                SAME,
+            ),
+            (
+                r#"title == 'a'"#,
+                Filter,
+                &anon,
+                r#""title" IS NOT NULL AND "title" = 'a'"#,
+                SAME,
+            ),
+            (
+                r#"title != 'a'"#,
+                Filter,
+                &anon,
+                r#"NOT ("title" IS NOT NULL AND "title" = 'a')"#,
+                SAME,
+            ),
+            (
+                r#"title == null"#,
+                Filter,
+                &anon,
+                r#""title" IS NULL"#,
+                SAME,
+            ),
+            (
+                r#"null != title"#,
+                Filter,
+                &anon,
+                r#"NOT "title" IS NULL"#,
+                SAME,
+            ),
+            (
+                r#"views > 2 && score <= 2"#,
+                Filter,
+                &anon,
+                r#""views" IS NOT NULL AND "views" > 2 AND ("score" IS NOT NULL AND "score" <= 2)"#,
+                SAME,
+            ),
+            (
+                r#"2.5 < views"#,
+                Filter,
+                &anon,
+                r#""views" IS NOT NULL AND "views" >= 3"#,
+                SAME,
+            ),
+            (
+                r#"title >= 'b'"#,
+                Filter,
+                &anon,
+                r#""title" IS NOT NULL AND "title" >= 'b'"#,
+                r#""title" IS NOT NULL AND ("title" COLLATE "C") >= 'b'"#,
+            ),
+            (
+                r#"title ~ '50%_OFF\\'"#,
+                Filter,
+                &anon,
+                r#""title" IS NOT NULL AND LOWER("title") LIKE '%50\%\_off\\%' ESCAPE '\'"#,
+                r#""title" IS NOT NULL AND LOWER("title" COLLATE "C") LIKE E'%50\\%\\_off\\\\%' ESCAPE E'\\'"#,
+            ),
+            (
+                r#"!(title ~ 'x') || body ~ 'y'"#,
+                Filter,
+                &anon,
+                r#"(NOT ("title" IS NOT NULL AND LOWER("title") LIKE '%x%' ESCAPE '\')) OR ("body" IS NOT NULL AND LOWER("body") LIKE '%y%' ESCAPE '\')"#,
+                r#"(NOT ("title" IS NOT NULL AND LOWER("title" COLLATE "C") LIKE '%x%' ESCAPE E'\\')) OR ("body" IS NOT NULL AND LOWER("body" COLLATE "C") LIKE '%y%' ESCAPE E'\\')"#,
+            ),
+            (
+                r#"status in ['draft', 'published']"#,
+                Filter,
+                &anon,
+                r#""status" IS NOT NULL AND "status" IN ('draft', 'published')"#,
+                SAME,
+            ),
+            (
+                r#"body in ['x', null]"#,
+                Filter,
+                &anon,
+                r#""body" IS NULL OR "body" IN ('x')"#,
+                SAME,
+            ),
+            (
+                r#"body in [null]"#,
+                Filter,
+                &anon,
+                r#""body" IS NULL"#,
+                SAME,
+            ),
+            (r#"body in []"#, Filter, &anon, r#"FALSE"#, SAME),
+            (
+                r#"flag"#,
+                Filter,
+                &anon,
+                r#""flag" IS NOT NULL AND "flag" = TRUE"#,
+                SAME,
+            ),
+            (
+                r#"!flag || flag == false"#,
+                Filter,
+                &anon,
+                r#"(NOT ("flag" IS NOT NULL AND "flag" = TRUE)) OR ("flag" IS NOT NULL AND "flag" = FALSE)"#,
+                SAME,
+            ),
+            (
+                r#"publishedAt < now && createdAt >= '2026-01-01T00:00:00+01:00'"#,
+                Filter,
+                &anon,
+                r#""publishedAt" IS NOT NULL AND "publishedAt" < '2026-01-02 03:04:05.678000 +00:00' AND ("createdAt" IS NOT NULL AND "createdAt" >= '2025-12-31 23:00:00.000000 +00:00')"#,
+                SAME,
+            ),
+            (r#"meta == null"#, Filter, &anon, r#""meta" IS NULL"#, SAME),
+            (
+                r#"title == body"#,
+                Filter,
+                &anon,
+                r#""title" IS "body""#,
+                r#""title" IS NOT DISTINCT FROM "body""#,
+            ),
+            (
+                r#"views < score"#,
+                Filter,
+                &anon,
+                r#""views" IS NOT NULL AND "score" IS NOT NULL AND "views" < "score""#,
+                SAME,
+            ),
+            (
+                r#"flag == (views > 1)"#,
+                Filter,
+                &anon,
+                r#""flag" IS ("views" IS NOT NULL AND "views" > 1)"#,
+                r#""flag" IS NOT DISTINCT FROM ("views" IS NOT NULL AND "views" > 1)"#,
+            ),
+            (
+                r#"(views > 1) != (score > 1)"#,
+                Filter,
+                &anon,
+                r#"NOT ("views" IS NOT NULL AND "views" > 1) IS ("score" IS NOT NULL AND "score" > 1)"#,
+                r#"NOT (("views" IS NOT NULL AND "views" > 1) IS NOT DISTINCT FROM ("score" IS NOT NULL AND "score" > 1))"#,
+            ),
+            (
+                r#"'a' in [title, body]"#,
+                Filter,
+                &anon,
+                r#"("title" IS NOT NULL AND "title" = 'a') OR ("body" IS NOT NULL AND "body" = 'a')"#,
+                SAME,
+            ),
+            (
+                r#"doc.status == 'published' || (user != null && doc.author == user.id)"#,
+                Predicate,
+                &anon,
+                r#""status" IS NOT NULL AND "status" = 'published'"#,
+                SAME,
+            ),
+            (
+                r#"doc.status == 'published' || (user != null && doc.author == user.id)"#,
+                Predicate,
+                &as_admin,
+                r#"("status" IS NOT NULL AND "status" = 'published') OR ("author" IS NOT NULL AND "author" = 'u1')"#,
+                SAME,
+            ),
+            (
+                r#"user.role == 'admin' || doc.author == user.id"#,
+                Predicate,
+                &as_admin,
+                r#"TRUE"#,
+                SAME,
+            ),
+            (
+                r#"user.role == 'admin'"#,
+                Predicate,
+                &anon,
+                r#"FALSE"#,
+                SAME,
+            ),
+            (
+                r#"doc.views < data.views && doc.title ~ data.title"#,
+                Predicate,
+                &as_admin,
+                r#""views" IS NOT NULL AND "views" < 7 AND ("title" IS NOT NULL AND LOWER("title") LIKE '%it''s%' ESCAPE '\')"#,
+                r#""views" IS NOT NULL AND "views" < 7 AND ("title" IS NOT NULL AND LOWER("title" COLLATE "C") LIKE E'%it\'s%' ESCAPE E'\\')"#,
+            ),
+            (
+                r#"doc.title in user.scopes"#,
+                Predicate,
+                &as_key,
+                r#""title" IS NOT NULL AND "title" IN ('read', 'write')"#,
+                SAME,
+            ),
+            (
+                r#"doc.title in user.scopes"#,
+                Predicate,
+                &as_admin,
+                r#"FALSE"#,
+                SAME,
+            ),
+            (
+                r#"'write' in user.scopes && doc.author == user.id"#,
+                Predicate,
+                &as_key,
+                r#""author" IS NOT NULL AND "author" = 'u1'"#,
+                SAME,
+            ),
+            (
+                r#"doc.title ~ data.title"#,
+                Predicate,
+                &anon,
+                r#"FALSE"#,
+                SAME,
+            ),
+            (
+                r#"doc.views > user.level"#,
+                Predicate,
+                &as_admin,
+                r#""views" IS NOT NULL AND "views" > 3"#,
+                SAME,
+            ),
+            (
+                r#"doc.title == user.level"#,
+                Predicate,
+                &as_admin,
+                r#"FALSE"#,
+                SAME,
+            ),
+        ];
+        let mut failures = Vec::new();
+        for (source, mode, env, sqlite, postgres) in cases {
+            let postgres = if postgres == SAME { sqlite } else { postgres };
+            let got = (
+                render(source, mode, env, DbBackend::Sqlite),
+                render(source, mode, env, DbBackend::Postgres),
+            );
+            if got != (sqlite.to_string(), postgres.to_string()) {
+                failures.push(format!(
+                    "({source:?}, {mode:?}, ..,\n {:?},\n {:?}),",
+                    got.0, got.1
+                ));
+            }
+        }
+        assert!(failures.is_empty(), "\n{}", failures.join("\n"));
+    }
+}
