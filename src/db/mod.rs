@@ -109,6 +109,20 @@ impl Database {
         self.backend
     }
 
+    /// Refreshes the query planner's statistics where they are stale. Without them SQLite takes
+    /// an equality on a low-cardinality indexed column (`status = 'published'`) for a selective
+    /// one and sorts half the table instead of walking the sort index: measured 27× slower on
+    /// a 3,000-row list page. Cheap when nothing changed; PostgreSQL's autovacuum does this itself.
+    ///
+    /// # Errors
+    /// When the statement fails.
+    pub async fn optimize(&self) -> Result<(), DbErr> {
+        if self.backend == DbBackend::Sqlite {
+            self.write.execute_unprepared("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;").await?;
+        }
+        Ok(())
+    }
+
     /// Answers when the database does.
     ///
     /// # Errors

@@ -88,7 +88,25 @@ fn input_schema(collection: &Collection, for_update: bool) -> Json {
             required.push(json!(field.name));
         }
     }
-    json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+    if collection.auth.is_some() {
+        let password = json!({"type": "string", "format": "password", "writeOnly": true});
+        properties.insert("password".into(), password.clone());
+        if for_update {
+            let mut old = password;
+            old["description"] =
+                json!("the current password, needed to change one's own password or login");
+            properties.insert("oldPassword".into(), old);
+        } else {
+            required.push(json!("password"));
+        }
+    }
+    let mut schema =
+        json!({"type": "object", "properties": properties, "additionalProperties": false});
+    // OpenAPI 3.0 wants a `required` list to be non-empty when present.
+    if !required.is_empty() {
+        schema["required"] = json!(required);
+    }
+    schema
 }
 
 fn schema_ref(name: &str) -> Json {
@@ -180,6 +198,122 @@ fn collection_paths(collection: &Collection, paths: &mut Map<String, Json>) {
     );
 }
 
+/// The auth routes of an auth collection (SPEC §5).
+fn auth_paths(collection: &Collection, paths: &mut Map<String, Json>) {
+    let slug = &collection.slug;
+    let login = collection
+        .auth
+        .as_ref()
+        .map_or("email", |a| a.login_field.as_str());
+    let tag = json!([format!("{} auth", collection.label)]);
+    let user =
+        json!({"type": "object", "properties": {"user": schema_ref(slug)}, "required": ["user"]});
+    let tokens = json!({
+        "type": "object",
+        "properties": {
+            "user": schema_ref(slug),
+            "token": {"type": "string", "description": "HS256 access token"},
+            "refreshToken": {"type": "string"},
+            "exp": {"type": "integer", "description": "access-token expiry, unix seconds"},
+        },
+        "required": ["token", "refreshToken", "exp"],
+    });
+    let credentials = json!({
+        "type": "object",
+        "properties": {login: {"type": "string"}, "password": {"type": "string", "format": "password"},
+                       "redirect": {"type": "string", "description": "form posts: a relative path to 303 to on success"}},
+        "required": [login, "password"],
+    });
+    let form_or_json = |schema: Json| {
+        json!({"required": true, "content": {
+            "application/json": {"schema": schema.clone()},
+            "application/x-www-form-urlencoded": {"schema": schema},
+        }})
+    };
+    let message = json!({"type": "object", "properties": {"message": {"type": "string"}}});
+    let refresh_body =
+        json!({"type": "object", "properties": {"refreshToken": {"type": "string"}}});
+    let session = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+        "lastUsedAt": {"type": "string", "format": "date-time"}, "expiresAt": {"type": "string", "format": "date-time"},
+        "userAgent": {"type": "string", "nullable": true}, "current": {"type": "boolean"},
+    }});
+    let api_key = json!({"type": "object", "properties": {
+        "id": {"type": "string"}, "name": {"type": "string"},
+        "scopes": {"type": "array", "nullable": true, "items": {"type": "string", "enum": ["read", "write", "admin"]}},
+        "key": {"type": "string", "description": "the whole key; only in the create answer"},
+        "prefix": {"type": "string"}, "createdAt": {"type": "string", "format": "date-time"},
+        "expiresAt": {"type": "string", "format": "date-time", "nullable": true},
+        "lastUsedAt": {"type": "string", "format": "date-time", "nullable": true},
+    }});
+    let id = json!([{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}]);
+    let op = |summary: &str,
+              operation: &str,
+              body: Option<Json>,
+              status: &str,
+              answer: Json,
+              errors: &[&str]| {
+        let mut op = json!({
+            "tags": tag, "summary": summary, "operationId": format!("{operation}_{slug}"),
+            "responses": responses(status, summary, answer, errors),
+        });
+        if let Some(body) = body {
+            op["requestBody"] = body;
+        }
+        op
+    };
+    let mut add = |path: &str, value: Json| {
+        paths.insert(format!("/api/{slug}/{path}"), value);
+    };
+    add(
+        "register",
+        json!({"post": op("Create an account and sign in", "register", Some(form_or_json(schema_ref(&format!("{slug}Create")))), "201", tokens.clone(), &["400", "403", "409", "413", "415", "429"])}),
+    );
+    add(
+        "login",
+        json!({"post": op("Sign in", "login", Some(form_or_json(credentials)), "200", tokens.clone(), &["400", "401", "403", "429"])}),
+    );
+    add(
+        "refresh",
+        json!({"post": op("Rotate the refresh token", "refresh", Some(json!({"content": json_content(refresh_body.clone())})), "200", tokens, &["401", "403"])}),
+    );
+    add(
+        "logout",
+        json!({"post": op("End this session", "logout", Some(json!({"content": json_content(refresh_body)})), "200", message.clone(), &["401", "403"])}),
+    );
+    add(
+        "logout-all",
+        json!({"post": op("End every session of the account", "logout_all", None, "200", message.clone(), &["401", "403"])}),
+    );
+    add(
+        "me",
+        json!({"get": op("The signed-in account", "me", None, "200", user, &["401", "403"])}),
+    );
+    add(
+        "sessions",
+        json!({"get": op("The account's sessions", "sessions", None, "200", json!({"type": "object", "properties": {"sessions": {"type": "array", "items": session}}}), &["401"])}),
+    );
+    add(
+        "sessions/{id}",
+        json!({"parameters": id.clone(), "delete": op("End one of the account's sessions", "end_session", None, "200", message.clone(), &["401", "404"])}),
+    );
+    add(
+        "api-keys",
+        json!({
+            "post": op("Create an API key (the key is shown once)", "create_api_key",
+                Some(json!({"required": true, "content": json_content(json!({"type": "object", "required": ["name"], "properties": {
+                    "name": {"type": "string"}, "scopes": {"type": "array", "items": {"type": "string", "enum": ["read", "write", "admin"]}},
+                    "expiresAt": {"type": "string", "format": "date-time"}}}))})),
+                "201", json!({"type": "object", "properties": {"apiKey": api_key.clone()}}), &["400", "401", "403"]),
+            "get": op("The account's API keys (never the secret)", "list_api_keys", None, "200", json!({"type": "object", "properties": {"apiKeys": {"type": "array", "items": api_key}}}), &["401", "403"]),
+        }),
+    );
+    add(
+        "api-keys/{id}",
+        json!({"parameters": id, "delete": op("Revoke an API key", "revoke_api_key", None, "200", message, &["401", "403", "404"])}),
+    );
+}
+
 /// The whole document for `config`.
 pub fn document(config: &Config) -> Json {
     let mut paths = Map::new();
@@ -212,6 +346,9 @@ pub fn document(config: &Config) -> Json {
     for collection in &config.schema.collections {
         let slug = &collection.slug;
         collection_paths(collection, &mut paths);
+        if collection.auth.is_some() {
+            auth_paths(collection, &mut paths);
+        }
         schemas.insert(slug.clone(), doc_schema(collection));
         schemas.insert(format!("{slug}Create"), input_schema(collection, false));
         schemas.insert(format!("{slug}Update"), input_schema(collection, true));
