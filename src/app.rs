@@ -55,8 +55,10 @@ impl Lucent {
         let jwt_secret = jwt_secret(&config)?;
         let database = Database::connect(&config.database.url).await?;
         db::migrate::bring_up_to_date(&database, &config).await?;
+        database.optimize().await?;
         auth::store::create_tables(&database).await?;
         auth::api_keys::create_table(&database).await?;
+        auth::email::tokens::create_table(&database).await?;
         let schema = Arc::new(config.schema.clone());
         let passwords = Passwords::new();
         let records = Records::new(
@@ -67,7 +69,16 @@ impl Lucent {
             config.auth.password.clone(),
             policies,
         );
-        let auth = Auth::new(records.clone(), config.auth.clone(), &jwt_secret, passwords);
+        let (outbox, email_jobs) = auth::email::Outbox::channel();
+        let auth = Auth::new(
+            records.clone(),
+            config.auth.clone(),
+            &jwt_secret,
+            passwords,
+            outbox,
+        );
+        auth.start_email_worker(&config.email, email_jobs)
+            .map_err(StartError::Setup)?;
         Ok(Self {
             config: Arc::new(config),
             records,

@@ -96,6 +96,7 @@ pub(super) struct Inner {
     pub(super) config: AuthConfig,
     pub(super) jwt: Jwt,
     pub(super) passwords: Passwords,
+    pub(super) outbox: super::email::Outbox,
 }
 
 fn chrono_duration(d: Duration) -> chrono::Duration {
@@ -108,6 +109,7 @@ impl Auth {
         config: AuthConfig,
         jwt_secret: &[u8],
         passwords: Passwords,
+        outbox: super::email::Outbox,
     ) -> Self {
         let db = records.database().clone();
         let jwt = Jwt::new(jwt_secret, config.jwt_expiry);
@@ -118,6 +120,7 @@ impl Auth {
                 config,
                 jwt,
                 passwords,
+                outbox,
             }),
         }
     }
@@ -151,10 +154,13 @@ impl Auth {
     ) -> Result<LoginResult> {
         let (_, options) = self.auth_collection(slug)?;
         let user = self.inner.records.create(principal, slug, body).await?;
+        let id = user["id"].as_str().unwrap_or_default().to_string();
+        if options.verify_email {
+            self.queue_verification(slug, &id);
+        }
         if options.require_verified {
             return Ok(LoginResult { user, tokens: None });
         }
-        let id = user["id"].as_str().unwrap_or_default().to_string();
         let tokens = self.start_session(slug, &id, user_agent).await?;
         Ok(LoginResult {
             user,

@@ -1,8 +1,10 @@
 //! Accounts and credentials: argon2id passwords, JWT access tokens, rotating refresh sessions,
-//! cookie sessions, lockout. All state lives in the database (see `store`).
+//! cookie sessions, lockout, email verification and password reset. All state lives in the
+//! database (see `store`).
 
 mod accounts;
 pub mod api_keys;
+pub mod email;
 pub mod jwt;
 pub mod password;
 pub mod secret;
@@ -12,6 +14,7 @@ use std::sync::Arc;
 
 pub use accounts::{Auth, Error, LoginResult, SessionInfo, Tokens};
 pub use api_keys::ApiKey;
+pub use email::EmailError;
 
 use crate::records::Doc;
 

@@ -74,14 +74,47 @@ impl std::fmt::Debug for AuthConfig {
     }
 }
 
-#[derive(Debug, Clone)]
+/// Where mails go: `.eml` files in `dir`, an SMTP server, or only a log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EmailTransport {
+    File,
+    Smtp,
+    Log,
+}
+
+/// Overrides of one mail's subject and bodies; `None` keeps Lucent's default.
+#[derive(Debug, Clone, Default)]
+pub struct EmailTemplate {
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+}
+
+#[derive(Clone)]
 pub struct EmailConfig {
-    pub transport: String,
+    pub transport: EmailTransport,
     pub dir: PathBuf,
+    /// `smtp://` (STARTTLS) or `smtps://` (TLS), with credentials: never in a `Debug`.
     pub url: Option<String>,
     pub from: String,
+    /// Links in mails, with a `{token}` placeholder.
     pub verify_url: String,
     pub reset_url: String,
+    pub verify_template: EmailTemplate,
+    pub reset_template: EmailTemplate,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("transport", &self.transport)
+            .field("dir", &self.dir)
+            .field("url", &self.url.as_ref().map(|_| "<redacted>"))
+            .field("from", &self.from)
+            .field("verify_url", &self.verify_url)
+            .field("reset_url", &self.reset_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A loaded, checked configuration.
@@ -188,7 +221,7 @@ pub fn load_with_env(
             "must be at least 32 bytes in prod",
         ));
     }
-    let email = build_email(email, &root);
+    let email = build_email(email, path, &root, &mut diags);
     let schema = match Schema::build(sources) {
         Ok(schema) => schema,
         Err(errors) => {
@@ -468,19 +501,85 @@ fn build_auth(raw: RawAuth, file: &Path, diags: &mut Diagnostics) -> AuthConfig 
     }
 }
 
-fn build_email(raw: RawEmail, root: &Path) -> EmailConfig {
+fn build_email(raw: RawEmail, file: &Path, root: &Path, diags: &mut Diagnostics) -> EmailConfig {
+    let transport = match raw.transport.as_deref().unwrap_or("log") {
+        "file" => EmailTransport::File,
+        "smtp" => EmailTransport::Smtp,
+        "log" => EmailTransport::Log,
+        other => {
+            diags.push(Diagnostic::new(
+                file,
+                "email.transport",
+                format!("expected \"file\", \"smtp\" or \"log\", got \"{other}\""),
+            ));
+            EmailTransport::Log
+        }
+    };
+    match (&raw.url, transport) {
+        (None, EmailTransport::Smtp) => diags.push(Diagnostic::new(
+            file,
+            "email.url",
+            "the smtp transport needs a url (smtp://user:pass@host:587 or smtps://host:465)",
+        )),
+        (Some(url), _) if !url.starts_with("smtp://") && !url.starts_with("smtps://") => {
+            diags.push(Diagnostic::new(
+                file,
+                "email.url",
+                "must start with smtp:// (STARTTLS) or smtps:// (TLS)",
+            ));
+        }
+        _ => {}
+    }
+    let from = raw
+        .from
+        .unwrap_or_else(|| "Lucent <no-reply@localhost>".into());
+    if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+        diags.push(Diagnostic::new(
+            file,
+            "email.from",
+            format!("`{from}` is not a mailbox (\"Name <address>\" or \"address\"): {e}"),
+        ));
+    }
+    let mut link = |value: Option<String>, key: &str, default: &str| {
+        let link = value.unwrap_or_else(|| default.into());
+        if !(link.starts_with("http://") || link.starts_with("https://"))
+            || !link.contains("{token}")
+        {
+            diags.push(Diagnostic::new(
+                file,
+                key,
+                "must be an http(s) URL containing the placeholder {token}",
+            ));
+        }
+        link
+    };
+    let verify_url = link(
+        raw.verify_url,
+        "email.verify_url",
+        "http://localhost:8080/verify?token={token}",
+    );
+    let reset_url = link(
+        raw.reset_url,
+        "email.reset_url",
+        "http://localhost:8080/reset?token={token}",
+    );
+    let templates = raw.templates.unwrap_or_default();
+    let template = |raw: Option<raw::RawEmailTemplate>| {
+        let raw = raw.unwrap_or_default();
+        EmailTemplate {
+            subject: raw.subject,
+            text: raw.text,
+            html: raw.html,
+        }
+    };
     EmailConfig {
-        transport: raw.transport.unwrap_or_else(|| "log".into()),
+        transport,
         dir: root.join(raw.dir.unwrap_or_else(|| "data/outbox".into())),
         url: raw.url,
-        from: raw
-            .from
-            .unwrap_or_else(|| "Lucent <no-reply@localhost>".into()),
-        verify_url: raw
-            .verify_url
-            .unwrap_or_else(|| "http://localhost:8080/verify?token={token}".into()),
-        reset_url: raw
-            .reset_url
-            .unwrap_or_else(|| "http://localhost:8080/reset?token={token}".into()),
+        from,
+        verify_url,
+        reset_url,
+        verify_template: template(templates.verify),
+        reset_template: template(templates.reset),
     }
 }

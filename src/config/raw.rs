@@ -54,6 +54,23 @@ pub struct RawEmail {
     pub from: Option<String>,
     pub verify_url: Option<String>,
     pub reset_url: Option<String>,
+    pub templates: Option<RawEmailTemplates>,
+}
+
+/// `[email.templates.verify]` and `[email.templates.reset]`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmailTemplates {
+    pub verify: Option<RawEmailTemplate>,
+    pub reset: Option<RawEmailTemplate>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawEmailTemplate {
+    pub subject: Option<String>,
+    pub text: Option<String>,
+    pub html: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -118,7 +118,9 @@ impl Database {
     /// When the statement fails.
     pub async fn optimize(&self) -> Result<(), DbErr> {
         if self.backend == DbBackend::Sqlite {
-            self.write.execute_unprepared("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;").await?;
+            self.write
+                .execute_unprepared("PRAGMA analysis_limit = 1000; PRAGMA optimize = 0x10002;")
+                .await?;
         }
         Ok(())
     }

@@ -14,6 +14,7 @@ use super::credentials::{
     Presented, authenticate, check_origin, cookie_name, presented, unauthorized,
 };
 use super::error::ApiError;
+use super::form_errors;
 use crate::auth::{LoginResult, Principal, Tokens};
 use crate::config::Env;
 
@@ -105,26 +106,27 @@ pub async fn register(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    done(
-        async {
-            state.lucent.auth.config();
-            let (body, redirect) =
-                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
-            let principal = authenticate(&state, request).await?;
-            let result = state
-                .lucent
-                .auth
-                .register(&principal, &slug, &body, user_agent(request))
-                .await?;
-            Ok(login_answer(
-                &state,
-                StatusCode::CREATED,
-                result,
-                redirect.as_deref(),
-            ))
-        }
-        .await,
-    )
+    let mut page = None;
+    let result = async {
+        state.lucent.auth.config();
+        let (mut body, redirect) =
+            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
+        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
+        let principal = authenticate(&state, request).await?;
+        let result = state
+            .lucent
+            .auth
+            .register(&principal, &slug, &body, user_agent(request))
+            .await?;
+        Ok(login_answer(
+            &state,
+            StatusCode::CREATED,
+            result,
+            redirect.as_deref(),
+        ))
+    }
+    .await;
+    form_errors::answer(page.as_deref(), result)
 }
 
 #[handler]
@@ -134,40 +136,41 @@ pub async fn login(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    done(
-        async {
-            let login_field = state
-                .lucent
-                .records
-                .schema()
-                .get(&slug)
-                .and_then(|c| c.auth.as_ref())
-                .map(|a| a.login_field.clone())
-                .ok_or_else(ApiError::not_found)?;
-            let (body, redirect) =
-                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
-            let identifier = body
-                .get(&login_field)
-                .and_then(Json::as_str)
-                .unwrap_or_default();
-            let password = body
-                .get("password")
-                .and_then(Json::as_str)
-                .unwrap_or_default();
-            let result = state
-                .lucent
-                .auth
-                .login(&slug, identifier, password, user_agent(request))
-                .await?;
-            Ok(login_answer(
-                &state,
-                StatusCode::OK,
-                result,
-                redirect.as_deref(),
-            ))
-        }
-        .await,
-    )
+    let mut page = None;
+    let result = async {
+        let login_field = state
+            .lucent
+            .records
+            .schema()
+            .get(&slug)
+            .and_then(|c| c.auth.as_ref())
+            .map(|a| a.login_field.clone())
+            .ok_or_else(ApiError::not_found)?;
+        let (mut body, redirect) =
+            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
+        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
+        let identifier = body
+            .get(&login_field)
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let password = body
+            .get("password")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let result = state
+            .lucent
+            .auth
+            .login(&slug, identifier, password, user_agent(request))
+            .await?;
+        Ok(login_answer(
+            &state,
+            StatusCode::OK,
+            result,
+            redirect.as_deref(),
+        ))
+    }
+    .await;
+    form_errors::answer(page.as_deref(), result)
 }
 
 #[handler]
@@ -219,36 +222,37 @@ pub async fn logout(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    done(
-        async {
-            auth_collection(&state, &slug)?;
-            let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
-            let (body, redirect) = if has_body {
-                read_form_or_json(request, body, state.lucent.config.server.body_limit).await?
-            } else {
-                (json!({}), None)
-            };
-            match body.get("refreshToken").and_then(Json::as_str) {
-                Some(token) => state.lucent.auth.logout_refresh_token(&slug, token).await?,
-                None => {
-                    let principal = own_principal(&state, request, &slug).await?;
-                    state.lucent.auth.logout(&principal).await?;
-                }
+    let mut page = None;
+    let result = async {
+        auth_collection(&state, &slug)?;
+        let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
+        let (mut body, redirect) = if has_body {
+            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?
+        } else {
+            (json!({}), None)
+        };
+        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
+        match body.get("refreshToken").and_then(Json::as_str) {
+            Some(token) => state.lucent.auth.logout_refresh_token(&slug, token).await?,
+            None => {
+                let principal = own_principal(&state, request, &slug).await?;
+                state.lucent.auth.logout(&principal).await?;
             }
-            let mut response = match redirect {
-                Some(target) => Response::builder()
-                    .status(StatusCode::SEE_OTHER)
-                    .header(header::LOCATION, target)
-                    .finish(),
-                None => json(StatusCode::OK, &json!({"message": "logged out"})),
-            };
-            if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(&state).to_string()) {
-                response.headers_mut().append(header::SET_COOKIE, value);
-            }
-            Ok(response)
         }
-        .await,
-    )
+        let mut response = match redirect {
+            Some(target) => Response::builder()
+                .status(StatusCode::SEE_OTHER)
+                .header(header::LOCATION, target)
+                .finish(),
+            None => json(StatusCode::OK, &json!({"message": "logged out"})),
+        };
+        if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(&state).to_string()) {
+            response.headers_mut().append(header::SET_COOKIE, value);
+        }
+        Ok(response)
+    }
+    .await;
+    form_errors::answer(page.as_deref(), result)
 }
 
 #[handler]

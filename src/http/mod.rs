@@ -5,10 +5,13 @@ mod accounts;
 mod body;
 mod collections;
 mod credentials;
+mod email;
 pub mod error;
+mod form_errors;
 mod openapi;
+mod static_files;
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use poem::listener::{Acceptor, Listener, TcpListener};
@@ -29,19 +32,20 @@ use crate::Lucent;
 pub(crate) struct State {
     pub lucent: Lucent,
     pub openapi: Arc<String>,
-    pub swagger: Arc<String>,
+    /// Swagger UI embeds ~1.5 MB of assets: rendered on first use, not held by idle servers.
+    pub swagger: Arc<OnceLock<String>>,
 }
 
 /// Every route of the app, with logging, panic catching and error envelopes around them.
 pub fn app(lucent: Lucent) -> impl Endpoint {
     let document = openapi::document(&lucent.config).to_string();
-    let swagger = openapi::swagger_html(&document);
+    let static_dir = lucent.config.server.static_dir.clone();
     let state = State {
         lucent,
         openapi: Arc::new(document),
-        swagger: Arc::new(swagger),
+        swagger: Arc::new(OnceLock::new()),
     };
-    Route::new()
+    let routes = Route::new()
         .at("/api/health", get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
@@ -55,6 +59,19 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at(
             "/api/:collection/sessions/:id",
             delete(accounts::revoke_session),
+        )
+        .at(
+            "/api/:collection/send-verification-email",
+            post(email::send_verification_email),
+        )
+        .at("/api/:collection/verify-email", post(email::verify_email))
+        .at(
+            "/api/:collection/request-password-reset",
+            post(email::request_password_reset),
+        )
+        .at(
+            "/api/:collection/reset-password",
+            post(email::reset_password),
         )
         .at(
             "/api/:collection/api-keys",
@@ -73,7 +90,13 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
             get(collections::get_one)
                 .patch(collections::update)
                 .delete(collections::delete),
-        )
+        );
+    // Paths the API routes do not match fall through to the site's files, if there is a site.
+    let routes = match static_dir {
+        Some(dir) => routes.nest("/", static_files::SiteFiles::new(&dir)),
+        None => routes,
+    };
+    routes
         .data(state)
         .with(CookieJarManager::new())
         .with(CatchPanic::new().with_handler(|_| ApiError::internal(&"a handler panicked")))
@@ -131,7 +154,12 @@ async fn openapi_json(state: poem::web::Data<&State>) -> Response {
 
 #[handler]
 async fn swagger_ui(state: poem::web::Data<&State>) -> Html<String> {
-    Html(state.swagger.as_str().to_owned())
+    Html(
+        state
+            .swagger
+            .get_or_init(|| openapi::swagger_html(&state.openapi))
+            .clone(),
+    )
 }
 
 /// Serves `lucent` on `host:port` until SIGINT or SIGTERM, then finishes in-flight requests and
@@ -142,6 +170,17 @@ async fn swagger_ui(state: poem::web::Data<&State>) -> Html<String> {
 /// When the address cannot be bound.
 pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()> {
     let database = lucent.database().clone();
+    let planner = database.clone();
+    let statistics = tokio::spawn(async move {
+        let mut every = tokio::time::interval(Duration::from_secs(60));
+        every.tick().await; // the first tick is immediate; startup already optimized
+        loop {
+            every.tick().await;
+            if let Err(e) = planner.optimize().await {
+                tracing::warn!(error = %e, "refreshing planner statistics failed");
+            }
+        }
+    });
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await?;
@@ -158,6 +197,7 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
             Some(Duration::from_secs(30)),
         )
         .await;
+    statistics.abort();
     database.close().await;
     tracing::info!("stopped");
     result

@@ -4,8 +4,11 @@
 mod access;
 mod api_keys;
 mod auth;
+mod browser;
 mod cli;
 mod collections;
+mod email;
 mod helpers;
 mod lists;
 mod migrations;
+mod static_site;

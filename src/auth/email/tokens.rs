@@ -1,0 +1,248 @@
+//! `_lucent_email_tokens`: verification and reset tokens, stored only as SHA-256 digests.
+//!
+//! One row per token issued, bound to its purpose, collection, account and the address it was
+//! mailed to. The same rows count the mails an account was sent in the last hour, so the rate
+//! limit holds across every instance sharing the database.
+
+use chrono::{DateTime, Utc};
+use sea_orm::sea_query::{
+    Alias, ColumnDef, ColumnType, Cond, Expr, ExprTrait, Index, Query, StringLen, Table,
+};
+use sea_orm::{ConnectionTrait, DbErr};
+
+use crate::auth::store::now;
+use crate::db::{Database, datetime_type};
+
+pub const EMAIL_TOKENS: &str = "_lucent_email_tokens";
+
+/// What a token may do; a token of one purpose is refused by the other flow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Purpose {
+    Verify,
+    Reset,
+}
+
+impl Purpose {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Purpose::Verify => "verify",
+            Purpose::Reset => "reset",
+        }
+    }
+}
+
+fn col(name: &str) -> Alias {
+    Alias::new(name)
+}
+
+/// Creates the token table when missing.
+///
+/// # Errors
+/// When a statement fails.
+pub async fn create_table(db: &Database) -> Result<(), DbErr> {
+    let id = || ColumnType::String(StringLen::N(64));
+    let time = || datetime_type(db.backend());
+    let table = Table::create()
+        .table(col(EMAIL_TOKENS))
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(col("hash"), id())
+                .not_null()
+                .primary_key(),
+        )
+        .col(
+            ColumnDef::new_with_type(col("purpose"), ColumnType::String(StringLen::N(16)))
+                .not_null(),
+        )
+        .col(ColumnDef::new_with_type(col("collection"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("user_id"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("email_hash"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("created_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(col("expires_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(col("used_at"), time()))
+        .to_owned();
+    db.writer().execute(&table).await?;
+    let by_user = Index::create()
+        .name("ix__lucent_email_tokens_user")
+        .table(col(EMAIL_TOKENS))
+        .col(col("collection"))
+        .col(col("user_id"))
+        .if_not_exists()
+        .to_owned();
+    db.writer().execute(&by_user).await?;
+    Ok(())
+}
+
+/// How many tokens (= mails) an account was issued since `since`, of any purpose.
+///
+/// # Errors
+/// Database failures.
+pub async fn issued_since(
+    db: &Database,
+    collection: &str,
+    user_id: &str,
+    since: DateTime<Utc>,
+) -> Result<i64, DbErr> {
+    let mut select = Query::select();
+    select
+        .expr(Expr::col(col("hash")).count())
+        .from(col(EMAIL_TOKENS))
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("user_id")).eq(user_id))
+        .and_where(Expr::col(col("created_at")).gt(since));
+    Ok(match db.writer().query_one(&select).await? {
+        Some(row) => row.try_get_by_index(0)?,
+        None => 0,
+    })
+}
+
+/// A token to store: the digest of the secret mailed out, never the secret.
+#[derive(Debug)]
+pub struct NewToken<'a> {
+    pub hash: &'a str,
+    pub purpose: Purpose,
+    pub collection: &'a str,
+    pub user_id: &'a str,
+    pub email_hash: &'a str,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Stores a token. A reset token first retires every unused reset token of the account, so
+/// only the newest link works. Also prunes rows that can no longer be used or counted.
+///
+/// # Errors
+/// Database failures.
+pub async fn insert(db: &Database, token: &NewToken<'_>) -> Result<(), DbErr> {
+    let now = now();
+    let writer = db.writer();
+    if token.purpose == Purpose::Reset {
+        let mut supersede = Query::update();
+        supersede
+            .table(col(EMAIL_TOKENS))
+            .value(col("used_at"), now)
+            .and_where(Expr::col(col("collection")).eq(token.collection))
+            .and_where(Expr::col(col("user_id")).eq(token.user_id))
+            .and_where(Expr::col(col("purpose")).eq(Purpose::Reset.as_str()))
+            .and_where(Expr::col(col("used_at")).is_null());
+        writer.execute(&supersede).await?;
+    }
+    let mut insert = Query::insert();
+    insert
+        .into_table(col(EMAIL_TOKENS))
+        .columns(
+            [
+                "hash",
+                "purpose",
+                "collection",
+                "user_id",
+                "email_hash",
+                "created_at",
+                "expires_at",
+            ]
+            .map(col),
+        )
+        .values_panic([
+            token.hash.into(),
+            token.purpose.as_str().into(),
+            token.collection.into(),
+            token.user_id.into(),
+            token.email_hash.into(),
+            now.into(),
+            token.expires_at.into(),
+        ]);
+    writer.execute(&insert).await?;
+    // Past the rate-limit window and either expired or used: nothing reads the row any more.
+    let window = now - chrono::Duration::hours(1);
+    let mut prune = Query::delete();
+    prune
+        .from_table(col(EMAIL_TOKENS))
+        .and_where(Expr::col(col("created_at")).lt(window))
+        .cond_where(
+            Cond::any()
+                .add(Expr::col(col("expires_at")).lt(now))
+                .add(Expr::col(col("used_at")).is_not_null()),
+        );
+    writer.execute(&prune).await?;
+    Ok(())
+}
+
+/// The account a live token belongs to, and the digest of the address it was mailed to.
+#[derive(Debug)]
+pub struct Owner {
+    pub user_id: String,
+    pub email_hash: String,
+}
+
+/// The owner of a token that is unused, unexpired, of `purpose` and of `collection`; a look
+/// only, for checks worth doing before the token is spent.
+///
+/// # Errors
+/// Database failures.
+pub async fn live(
+    db: &Database,
+    hash: &str,
+    purpose: Purpose,
+    collection: &str,
+) -> Result<Option<Owner>, DbErr> {
+    let mut select = Query::select();
+    select
+        .columns([col("user_id"), col("email_hash")])
+        .from(col(EMAIL_TOKENS))
+        .and_where(Expr::col(col("hash")).eq(hash))
+        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("used_at")).is_null())
+        .and_where(Expr::col(col("expires_at")).gt(now()));
+    Ok(match db.writer().query_one(&select).await? {
+        Some(row) => Some(Owner {
+            user_id: row.try_get_by_index(0)?,
+            email_hash: row.try_get_by_index(1)?,
+        }),
+        None => None,
+    })
+}
+
+/// Uses a token up: one conditional UPDATE (unused, unexpired, this purpose and collection) whose
+/// affected-row count decides, so of concurrent attempts with one token exactly one gets `true`.
+///
+/// # Errors
+/// Database failures.
+pub async fn consume(
+    db: &Database,
+    hash: &str,
+    purpose: Purpose,
+    collection: &str,
+) -> Result<bool, DbErr> {
+    let now = now();
+    let mut update = Query::update();
+    update
+        .table(col(EMAIL_TOKENS))
+        .value(col("used_at"), now)
+        .and_where(Expr::col(col("hash")).eq(hash))
+        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("used_at")).is_null())
+        .and_where(Expr::col(col("expires_at")).gt(now));
+    Ok(db.writer().execute(&update).await?.rows_affected() == 1)
+}
+
+/// Retires every unused token of `purpose` of an account (after it was verified or reset).
+///
+/// # Errors
+/// Database failures.
+pub async fn retire(
+    db: &Database,
+    collection: &str,
+    user_id: &str,
+    purpose: Purpose,
+) -> Result<(), DbErr> {
+    let mut update = Query::update();
+    update
+        .table(col(EMAIL_TOKENS))
+        .value(col("used_at"), now())
+        .and_where(Expr::col(col("collection")).eq(collection))
+        .and_where(Expr::col(col("user_id")).eq(user_id))
+        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
+        .and_where(Expr::col(col("used_at")).is_null());
+    db.writer().execute(&update).await.map(|_| ())
+}

@@ -1,0 +1,165 @@
+//! Handlers of the email routes of SPEC §5 (send-verification-email, verify-email,
+//! request-password-reset, reset-password): parse JSON or form bodies, call
+//! [`crate::auth::Auth`], render. Each also takes a form's `redirect`, as login does.
+
+use poem::http::{StatusCode, header};
+use poem::web::{Data, Path};
+use poem::{Body, IntoResponse, Request, Response, handler};
+use serde_json::{Value as Json, json};
+
+use super::State;
+use super::body::read_form_or_json;
+use super::collections::json;
+use super::error::ApiError;
+use crate::auth::EmailError;
+use crate::schema::FieldError;
+
+/// The one answer of both request routes, whatever happens to the account behind it.
+const QUEUED: &str = "if an account with this address exists, an email is on its way";
+
+impl From<EmailError> for ApiError {
+    fn from(error: EmailError) -> Self {
+        match error {
+            EmailError::InvalidToken => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the token is invalid, expired or already used",
+            ),
+            EmailError::NoEmailField(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "email_unsupported",
+                error.to_string(),
+            ),
+            EmailError::Auth(error) => error.into(),
+        }
+    }
+}
+
+/// The answer, or a 303 to the form's `redirect`; never cached (it may carry a user).
+fn finish(status: StatusCode, body: &Json, redirect: Option<String>) -> Result<Response, ApiError> {
+    let mut response = match redirect {
+        Some(target) => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, target)
+            .finish(),
+        None => json(status, body),
+    };
+    response.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(response)
+}
+
+/// The string fields `names` of a body; every missing one is listed at once.
+fn strings<'a, const N: usize>(body: &'a Json, names: [&str; N]) -> Result<[&'a str; N], ApiError> {
+    let mut missing = Vec::new();
+    let values = names.map(|name| match body.get(name).and_then(Json::as_str) {
+        Some(value) => value,
+        None => {
+            missing.push(FieldError::new(
+                name,
+                "required",
+                format!("{name} is required (a string)"),
+            ));
+            ""
+        }
+    });
+    if missing.is_empty() {
+        Ok(values)
+    } else {
+        Err(crate::records::Error::Validation(missing).into())
+    }
+}
+
+async fn read(
+    request: &Request,
+    body: Body,
+    state: &State,
+) -> Result<(Json, Option<String>), ApiError> {
+    read_form_or_json(request, body, state.lucent.config.server.body_limit).await
+}
+
+fn respond(result: Result<Response, ApiError>) -> Response {
+    result.unwrap_or_else(IntoResponse::into_response)
+}
+
+#[handler]
+pub async fn send_verification_email(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    respond(
+        async {
+            let (body, redirect) = read(request, body, &state).await?;
+            let [email] = strings(&body, ["email"])?;
+            state.lucent.auth.send_verification_email(&slug, email)?;
+            finish(StatusCode::ACCEPTED, &json!({"message": QUEUED}), redirect)
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn request_password_reset(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    respond(
+        async {
+            let (body, redirect) = read(request, body, &state).await?;
+            let [email] = strings(&body, ["email"])?;
+            state.lucent.auth.request_password_reset(&slug, email)?;
+            finish(StatusCode::ACCEPTED, &json!({"message": QUEUED}), redirect)
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn verify_email(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    respond(
+        async {
+            let (body, redirect) = read(request, body, &state).await?;
+            let [token] = strings(&body, ["token"])?;
+            let user = state.lucent.auth.verify_email(&slug, token).await?;
+            finish(StatusCode::OK, &json!({"user": user}), redirect)
+        }
+        .await,
+    )
+}
+
+#[handler]
+pub async fn reset_password(
+    request: &Request,
+    body: Body,
+    Path(slug): Path<String>,
+    state: Data<&State>,
+) -> Response {
+    respond(
+        async {
+            let (body, redirect) = read(request, body, &state).await?;
+            let [token, password] = strings(&body, ["token", "password"])?;
+            state
+                .lucent
+                .auth
+                .reset_password(&slug, token, password)
+                .await?;
+            finish(
+                StatusCode::OK,
+                &json!({"message": "the password was changed; every session has ended"}),
+                redirect,
+            )
+        }
+        .await,
+    )
+}
