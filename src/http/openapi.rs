@@ -221,7 +221,8 @@ fn auth_paths(collection: &Collection, paths: &mut Map<String, Json>) {
     let credentials = json!({
         "type": "object",
         "properties": {login: {"type": "string"}, "password": {"type": "string", "format": "password"},
-                       "redirect": {"type": "string", "description": "form posts: a relative path to 303 to on success"}},
+                       "redirect": {"type": "string", "description": "form posts: a relative path to 303 to on success"},
+                       "error_redirect": {"type": "string", "description": "form posts with redirect: the page to 303 back to with ?error=CODE on failure (default: the Referer path)"}},
         "required": [login, "password"],
     });
     let form_or_json = |schema: Json| {

@@ -9,18 +9,7 @@ use crate::helpers::{Backend, POSTS, Server, lucent_bin};
 fn run(args: &[&str], config: &str) -> (bool, String, String) {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("lucent.toml"), config).unwrap();
-    let output = Command::new(lucent_bin())
-        .args(args)
-        .arg("--config")
-        .arg(dir.path().join("lucent.toml"))
-        .env_remove("LUCENT_DATABASE_URL")
-        .output()
-        .unwrap();
-    (
-        output.status.success(),
-        String::from_utf8_lossy(&output.stdout).into(),
-        String::from_utf8_lossy(&output.stderr).into(),
-    )
+    run_in(dir.path(), args)
 }
 
 #[test]
@@ -194,4 +183,45 @@ async fn openapi_document_follows_the_schema() {
         html.contains("SwaggerUIBundle") && html.contains("\"/api/posts/{id}\""),
         "Swagger UI embeds our document"
     );
+}
+
+#[test]
+fn openapi_document_passes_a_validator() {
+    let Ok(python) = std::env::var("LUCENT_TEST_OPENAPI_VALIDATOR") else {
+        eprintln!("OpenAPI validation skipped: LUCENT_TEST_OPENAPI_VALIDATOR is not set (.ci/run sets it)");
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    for config in [POSTS, include_str!("../../lucent.toml")] {
+        std::fs::write(dir.path().join("lucent.toml"), config).unwrap();
+        if config != POSTS {
+            copy_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").as_path(), &dir.path().join("schemas"));
+        }
+        let (ok, document, stderr) = run_in(dir.path(), &["openapi"]);
+        assert!(ok, "{stderr}");
+        let file = dir.path().join("openapi.json");
+        std::fs::write(&file, document).unwrap();
+        let check = "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))";
+        let output = Command::new(&python).args(["-c", check]).arg(&file).output().unwrap();
+        assert!(output.status.success(), "invalid OpenAPI document: {}", String::from_utf8_lossy(&output.stderr));
+    }
+}
+
+fn run_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let output = Command::new(lucent_bin())
+        .args(args)
+        .arg("--config")
+        .arg(dir.join("lucent.toml"))
+        .env_remove("LUCENT_DATABASE_URL")
+        .output()
+        .unwrap();
+    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+}
+
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
