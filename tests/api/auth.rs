@@ -989,3 +989,49 @@ async fn changing_a_password_needs_the_old_one_and_ends_other_sessions() {
         );
     }
 }
+
+#[tokio::test]
+async fn jwt_secret_is_required_in_prod_and_kept_in_dev() {
+    let config = "[collections.users]\nauth = true\n";
+    let mut server = Server::start(&Backend::Sqlite, config).await;
+    let secret_file = server.path().join("data/jwt_secret");
+    assert!(
+        secret_file.exists(),
+        "dev generates a secret into the data folder"
+    );
+    let body = register(&server, "ann@example.com").await;
+    server.stop();
+    server.spawn(&[]);
+    let token = body["token"].as_str().unwrap();
+    assert_eq!(
+        bearer(&server, reqwest::Method::GET, "/api/users/me", token)
+            .await
+            .0,
+        200,
+        "tokens survive a restart"
+    );
+    server.stop();
+
+    let output = std::process::Command::new(crate::helpers::lucent_bin())
+        .args(["serve", "--port", "0", "--config"])
+        .arg(server.path().join("lucent.toml"))
+        .env("LUCENT_ENV", "prod")
+        .env("LUCENT_LOG", "warn")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("jwt_secret is required in prod"));
+    let short = format!("[auth]\njwt_secret = \"too-short\"\n{config}");
+    std::fs::write(server.path().join("lucent.toml"), short).unwrap();
+    let output = std::process::Command::new(crate::helpers::lucent_bin())
+        .args(["check", "--config"])
+        .arg(server.path().join("lucent.toml"))
+        .env("LUCENT_ENV", "prod")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(
+        String::from_utf8_lossy(&output.stderr)
+            .contains("auth.jwt_secret: must be at least 32 bytes in prod")
+    );
+}

@@ -504,3 +504,52 @@ async fn data_survives_a_restart_and_shutdown_is_clean() {
         }
     }
 }
+
+#[tokio::test]
+async fn a_killed_server_keeps_every_acknowledged_write() {
+    for backend in backends() {
+        let mut server = Server::start(&backend, POSTS).await;
+        let writes = (0..200).map(|i| {
+            let server = &server;
+            async move {
+                let body = json!({"title": format!("k{i}")});
+                let request = server
+                    .client
+                    .post(server.url("/api/posts"))
+                    .json(&body)
+                    .send();
+                match request.await {
+                    Ok(response) if response.status() == 201 => {
+                        let doc: Value = response.json().await.ok()?;
+                        doc["doc"]["id"].as_str().map(str::to_string)
+                    }
+                    _ => None,
+                }
+            }
+        });
+        let load = join_all(writes);
+        let pid = server.pid().to_string();
+        let kill = async {
+            tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+            std::process::Command::new("kill")
+                .args(["-KILL", &pid])
+                .status()
+                .unwrap();
+        };
+        let (acknowledged, ()) = tokio::join!(load, kill);
+        server.kill(); // reaps the killed process
+        let acknowledged: Vec<String> = acknowledged.into_iter().flatten().collect();
+        server.spawn(&[]);
+        for id in &acknowledged {
+            assert_eq!(
+                server.get(&format!("/api/posts/{id}")).await.0,
+                200,
+                "acknowledged write {id} lost"
+            );
+        }
+        eprintln!(
+            "{} of 200 writes acknowledged before kill -9, all kept",
+            acknowledged.len()
+        );
+    }
+}
