@@ -188,22 +188,37 @@ async fn openapi_document_follows_the_schema() {
 #[test]
 fn openapi_document_passes_a_validator() {
     let Ok(python) = std::env::var("LUCENT_TEST_OPENAPI_VALIDATOR") else {
-        eprintln!("OpenAPI validation skipped: LUCENT_TEST_OPENAPI_VALIDATOR is not set (.ci/run sets it)");
+        eprintln!(
+            "OpenAPI validation skipped: LUCENT_TEST_OPENAPI_VALIDATOR is not set (.ci/run sets it)"
+        );
         return;
     };
     let dir = tempfile::tempdir().unwrap();
     for config in [POSTS, include_str!("../../lucent.toml")] {
         std::fs::write(dir.path().join("lucent.toml"), config).unwrap();
         if config != POSTS {
-            copy_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas").as_path(), &dir.path().join("schemas"));
+            copy_dir(
+                std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join("schemas")
+                    .as_path(),
+                &dir.path().join("schemas"),
+            );
         }
         let (ok, document, stderr) = run_in(dir.path(), &["openapi"]);
         assert!(ok, "{stderr}");
         let file = dir.path().join("openapi.json");
         std::fs::write(&file, document).unwrap();
         let check = "import json, sys\nfrom openapi_spec_validator import validate\nvalidate(json.load(open(sys.argv[1])))";
-        let output = Command::new(&python).args(["-c", check]).arg(&file).output().unwrap();
-        assert!(output.status.success(), "invalid OpenAPI document: {}", String::from_utf8_lossy(&output.stderr));
+        let output = Command::new(&python)
+            .args(["-c", check])
+            .arg(&file)
+            .output()
+            .unwrap();
+        assert!(
+            output.status.success(),
+            "invalid OpenAPI document: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
     }
 }
 
@@ -215,7 +230,11 @@ fn run_in(dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
         .env_remove("LUCENT_DATABASE_URL")
         .output()
         .unwrap();
-    (output.status.success(), String::from_utf8_lossy(&output.stdout).into(), String::from_utf8_lossy(&output.stderr).into())
+    (
+        output.status.success(),
+        String::from_utf8_lossy(&output.stdout).into(),
+        String::from_utf8_lossy(&output.stderr).into(),
+    )
 }
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
