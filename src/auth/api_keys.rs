@@ -399,7 +399,7 @@ impl Auth {
         let row = self
             .inner
             .db
-            .writer()
+            .reader()
             .query_one(&select)
             .await?
             .ok_or(Error::Unauthorized)?;

@@ -148,7 +148,9 @@ pub async fn find_session(db: &Database, id: &str) -> Result<Option<SessionRow>,
         .from(col(SESSIONS))
         .and_where(Expr::col(col("id")).eq(id))
         .and_where(Expr::col(col("expires_at")).gt(now()));
-    db.writer()
+    // Every statement on a reader sees every transaction committed before it began, on any
+    // connection or instance: an ended session is seen as ended.
+    db.reader()
         .query_one(&select)
         .await?
         .map(|row| session_row(&row))

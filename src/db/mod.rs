@@ -83,11 +83,12 @@ impl Database {
             .connect_with(options.clone())
             .await
             .map_err(|e| DbErr::Custom(e.to_string()))?;
+        // Readers open on first use (after startup has refreshed the planner's statistics) and
+        // are replaced every few minutes: SQLite loads statistics when a connection opens.
         let readers = SqlitePoolOptions::new()
             .max_connections(4)
-            .connect_with(options.read_only(true))
-            .await
-            .map_err(|e| DbErr::Custom(e.to_string()))?;
+            .max_lifetime(Duration::from_secs(300))
+            .connect_lazy_with(options.read_only(true));
         Ok(Self {
             read: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
             write: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),

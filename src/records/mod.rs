@@ -343,7 +343,9 @@ impl Records {
                 .and_where(Expr::col(Alias::new("expires_at")).gt(crate::auth::store::now()));
             select.and_where(Expr::exists(live));
         }
-        let row = self.db.writer().query_one(&select).await?;
+        // A reader sees every committed change (a session ended a moment ago included) and does
+        // not queue behind writes.
+        let row = self.db.reader().query_one(&select).await?;
         Ok(row
             .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
             .transpose()?)

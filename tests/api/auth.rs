@@ -1035,3 +1035,24 @@ async fn jwt_secret_is_required_in_prod_and_kept_in_dev() {
             .contains("auth.jwt_secret: must be at least 32 bytes in prod")
     );
 }
+
+#[tokio::test]
+async fn a_login_flood_is_refused_fast_instead_of_queued() {
+    let server = Server::start(&Backend::Sqlite, &config("")).await;
+    register(&server, "ann@example.com").await;
+    let body = json!({"email": "ann@example.com", "password": PASSWORD});
+    let flood = join_all((0..120).map(|_| server.post("/api/users/login", &body)));
+    let (answers, health) = tokio::join!(flood, server.get("/api/health"));
+    assert_eq!(health.0, 200, "other requests are served during the flood");
+    let ok = answers.iter().filter(|a| a.0 == 200).count();
+    let busy = answers.iter().filter(|a| a.0 == 429).count();
+    assert!(busy > 0 && ok > 0, "{ok} logins, {busy} refused");
+    for answer in answers.iter().filter(|a| a.0 == 429) {
+        assert_error(answer, 429, "rate_limited");
+    }
+    assert_eq!(
+        ok + busy,
+        answers.len(),
+        "nothing else than a login or a fast refusal"
+    );
+}
