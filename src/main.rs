@@ -7,6 +7,7 @@ use tracing_subscriber::EnvFilter;
 
 #[tokio::main]
 async fn main() -> ExitCode {
+    return_large_buffers_to_the_system();
     // Log lines are written by a background thread, so a request never waits on stderr; the
     // guard flushes what is queued when `main` returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
@@ -18,4 +19,16 @@ async fn main() -> ExitCode {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     lucent::cli::run(lucent::cli::Cli::parse()).await
+}
+
+/// Each argon2 hash allocates a 19 MiB buffer. glibc's default lets such blocks, once freed, raise
+/// its mmap threshold and stay in per-thread arenas: measured 248 MiB RSS after a 5 s login flood.
+/// A fixed threshold keeps every block of 1 MiB or more on its own mapping, returned when freed
+/// (RSS after the same flood: see docs/performance-costs.md).
+fn return_large_buffers_to_the_system() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: mallopt only sets an allocator parameter; called once, before other threads exist.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 1024 * 1024);
+    }
 }
