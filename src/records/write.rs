@@ -70,11 +70,9 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Database(DbErr::Custom(e.to_string())))?;
-        self.db
-            .writer()
-            .execute(&insert)
-            .await
-            .map_err(|e| write_error(collection, e))?;
+        if let Err(error) = self.db.writer().execute(&insert).await {
+            return Err(self.explain(collection, &values, error).await);
+        }
 
         let mut doc = Doc::new();
         doc.insert("id".into(), Json::String(id));
@@ -135,12 +133,10 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        let result = self
-            .db
-            .writer()
-            .execute(&update)
-            .await
-            .map_err(|e| write_error(collection, e))?;
+        let result = match self.db.writer().execute(&update).await {
+            Ok(result) => result,
+            Err(error) => return Err(self.explain(collection, &values, error).await),
+        };
         if result.rows_affected() == 0 {
             return Err(Error::NotFound); // deleted meanwhile
         }
@@ -369,17 +365,11 @@ impl Records {
                 Err(error) => errors.push(error),
             }
         }
-        for (index, value) in &values {
-            let field = &collection.fields[*index];
-            if let (FieldKind::Relation { to, .. }, Value::Text(id)) = (&field.kind, value)
-                && !self.exists(to, id).await?
-            {
-                errors.push(FieldError::new(
-                    &field.name,
-                    "invalid_relation",
-                    format!("no {to} document has id \"{id}\""),
-                ));
-            }
+        // Relation targets are checked by the database's foreign keys when the row is written
+        // (one statement fewer per write); only a body that fails anyway is checked here, so it
+        // reports every failing field at once.
+        if !errors.is_empty() {
+            errors.extend(self.missing_targets(collection, &values).await?);
         }
         if let (Some(stored), Some(auth)) = (stored, &collection.auth)
             && errors.is_empty()
@@ -438,6 +428,46 @@ impl Records {
             values.push((index, Value::Text(hash)));
         }
         Ok(values)
+    }
+
+    /// The relation values whose target does not exist.
+    async fn missing_targets(
+        &self,
+        collection: &Collection,
+        values: &[(usize, Value)],
+    ) -> Result<Vec<FieldError>> {
+        let mut errors = Vec::new();
+        for (index, value) in values {
+            let field = &collection.fields[*index];
+            if let (FieldKind::Relation { to, .. }, Value::Text(id)) = (&field.kind, value)
+                && !self.exists(to, id).await?
+            {
+                errors.push(FieldError::new(
+                    &field.name,
+                    "invalid_relation",
+                    format!("no {to} document has id \"{id}\""),
+                ));
+            }
+        }
+        Ok(errors)
+    }
+
+    /// A failed write explained: a foreign-key failure on a relation value is a validation error
+    /// naming the field; the rest as [`write_error`] says.
+    async fn explain(
+        &self,
+        collection: &Collection,
+        values: &[(usize, Value)],
+        error: DbErr,
+    ) -> Error {
+        let explained = write_error(collection, error);
+        if matches!(explained, Error::Conflict(_))
+            && let Ok(missing) = self.missing_targets(collection, values).await
+            && !missing.is_empty()
+        {
+            return Error::Validation(missing);
+        }
+        explained
     }
 
     async fn exists(&self, slug: &str, id: &str) -> Result<bool> {

@@ -469,9 +469,20 @@ fn build_auth(
         field.role = FieldRole::Verified;
         fields.push(field);
     }
+    let verify_email = raw.verify_email.unwrap_or(false);
+    let mailable = fields
+        .iter()
+        .any(|f| f.name == "email" && f.kind == FieldKind::Email);
+    if verify_email && !mailable {
+        diags.push(Diagnostic::new(
+            file,
+            format!("{prefix}auth.verify_email"),
+            "verify_email needs an `email` field of type email (declare one for a username collection)",
+        ));
+    }
     Some(AuthOptions {
         login_field,
-        verify_email: raw.verify_email.unwrap_or(false),
+        verify_email,
         require_verified: raw.require_verified.unwrap_or(false),
         max_login_attempts: raw.max_login_attempts.unwrap_or(5),
         lock_time,

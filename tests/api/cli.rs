@@ -244,3 +244,19 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
         std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
     }
 }
+
+#[test]
+fn verification_needs_an_email_field() {
+    let config =
+        "[collections.members]\nauth = { login_field = \"username\", verify_email = true }\n";
+    let (ok, _, stderr) = run(&["check"], config);
+    assert!(!ok);
+    assert!(
+        stderr
+            .contains("collections.members.auth.verify_email: verify_email needs an `email` field"),
+        "{stderr}"
+    );
+    let with_email = "[collections.members]\nauth = { login_field = \"username\", verify_email = true }\n[collections.members.fields]\nemail = { type = \"email\" }\n";
+    let (ok, _, stderr) = run(&["check"], with_email);
+    assert!(ok, "{stderr}");
+}
