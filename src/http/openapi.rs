@@ -288,7 +288,7 @@ fn auth_paths(collection: &Collection, paths: &mut Map<String, Json>) {
     );
     add(
         "me",
-        json!({"get": op("The signed-in account", "me", None, "200", user, &["401", "403"])}),
+        json!({"get": op("The signed-in account", "me", None, "200", user.clone(), &["401", "403"])}),
     );
     add(
         "sessions",
@@ -311,8 +311,39 @@ fn auth_paths(collection: &Collection, paths: &mut Map<String, Json>) {
     );
     add(
         "api-keys/{id}",
-        json!({"parameters": id, "delete": op("Revoke an API key", "revoke_api_key", None, "200", message, &["401", "403", "404"])}),
+        json!({"parameters": id, "delete": op("Revoke an API key", "revoke_api_key", None, "200", message.clone(), &["401", "403", "404"])}),
     );
+    let email = json!({"type": "object", "required": ["email"], "properties": {"email": {"type": "string", "format": "email"}}});
+    let token = json!({"type": "object", "required": ["token"], "properties": {"token": {"type": "string"},
+        "redirect": {"type": "string", "description": "form posts: a relative path to 303 to on success"}}});
+    let reset = json!({"type": "object", "required": ["token", "password"], "properties": {"token": {"type": "string"},
+        "password": {"type": "string", "format": "password", "writeOnly": true},
+        "redirect": {"type": "string", "description": "form posts: a relative path to 303 to on success"}}});
+    let accepted = "accepted; the same answer whether or not the account exists";
+    add(
+        "send-verification-email",
+        json!({"post": op("Mail a verification link", "send_verification_email", Some(json!({"required": true, "content": json_content(email.clone())})), "202", message.clone(), &["400", "404"])}),
+    );
+    add(
+        "verify-email",
+        json!({"post": op("Verify an address with a mailed token", "verify_email", Some(form_or_json(token)), "200", user.clone(), &["400", "404"])}),
+    );
+    add(
+        "request-password-reset",
+        json!({"post": op("Mail a password-reset link", "request_password_reset", Some(form_or_json(email)), "202", message.clone(), &["400", "404"])}),
+    );
+    add(
+        "reset-password",
+        json!({"post": op("Set a new password with a mailed token; every session ends", "reset_password", Some(form_or_json(reset)), "200", message, &["400", "404"])}),
+    );
+    for path in ["send-verification-email", "request-password-reset"] {
+        if let Some(answer) = paths
+            .get_mut(&format!("/api/{slug}/{path}"))
+            .and_then(|p| p.pointer_mut("/post/responses/202"))
+        {
+            answer["description"] = json!(accepted);
+        }
+    }
 }
 
 /// The whole document for `config`.
