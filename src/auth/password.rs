@@ -62,7 +62,11 @@ impl Passwords {
     ) -> Result<T, PasswordError> {
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move || {
-            let _ = reply.send(work());
+            // The request may have gone (client disconnected) while this waited: skip the
+            // 20 ms of hashing nobody will read, so abandoned work never fills the queue.
+            if !reply.is_closed() {
+                let _ = reply.send(work());
+            }
         });
         match self.queue.try_send(job) {
             Ok(()) => answer

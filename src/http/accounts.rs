@@ -95,7 +95,8 @@ fn login_answer(
     }
 }
 
-fn done(result: Result<Response, ApiError>) -> Response {
+/// The answer of a handler whose work may fail with an [`ApiError`].
+pub(super) fn done(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
 }
 

@@ -5,12 +5,13 @@ use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Serialize;
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 use super::State;
 use super::body::{list_params, read_json};
 use super::credentials::authenticate;
 use super::error::ApiError;
+use crate::auth::Principal;
 
 /// A JSON answer.
 pub fn json(status: StatusCode, value: &impl Serialize) -> Response {
@@ -62,6 +63,21 @@ pub async fn get_one(
     answer(StatusCode::OK, result.await)
 }
 
+/// The body and caller of a write to a collection that exists (an unknown one is 404 before
+/// the body is read).
+async fn write_request(
+    state: &State,
+    request: &Request,
+    body: Body,
+    slug: &str,
+) -> Result<(Principal, Json), ApiError> {
+    if state.lucent.records.schema().get(slug).is_none() {
+        return Err(ApiError::not_found());
+    }
+    let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
+    Ok((authenticate(state, request).await?, body))
+}
+
 #[handler]
 pub async fn create(
     request: &Request,
@@ -70,11 +86,7 @@ pub async fn create(
     state: Data<&State>,
 ) -> Response {
     let result = async {
-        if state.lucent.records.schema().get(&slug).is_none() {
-            return Err(ApiError::not_found());
-        }
-        let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
-        let principal = authenticate(&state, request).await?;
+        let (principal, body) = write_request(&state, request, body, &slug).await?;
         let doc = state
             .lucent
             .records
@@ -93,11 +105,7 @@ pub async fn update(
     state: Data<&State>,
 ) -> Response {
     let result = async {
-        if state.lucent.records.schema().get(&slug).is_none() {
-            return Err(ApiError::not_found());
-        }
-        let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
-        let principal = authenticate(&state, request).await?;
+        let (principal, body) = write_request(&state, request, body, &slug).await?;
         let doc = state
             .lucent
             .records

@@ -4,10 +4,11 @@
 
 use poem::http::{StatusCode, header};
 use poem::web::{Data, Path};
-use poem::{Body, IntoResponse, Request, Response, handler};
+use poem::{Body, Request, Response, handler};
 use serde_json::{Value as Json, json};
 
 use super::State;
+use super::accounts::done;
 use super::body::read_form_or_json;
 use super::collections::json;
 use super::error::ApiError;
@@ -80,10 +81,6 @@ async fn read(
     read_form_or_json(request, body, state.lucent.config.server.body_limit).await
 }
 
-fn respond(result: Result<Response, ApiError>) -> Response {
-    result.unwrap_or_else(IntoResponse::into_response)
-}
-
 #[handler]
 pub async fn send_verification_email(
     request: &Request,
@@ -91,7 +88,7 @@ pub async fn send_verification_email(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    respond(
+    done(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
@@ -109,7 +106,7 @@ pub async fn request_password_reset(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    respond(
+    done(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
@@ -127,7 +124,7 @@ pub async fn verify_email(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    respond(
+    done(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [token] = strings(&body, ["token"])?;
@@ -145,7 +142,7 @@ pub async fn reset_password(
     Path(slug): Path<String>,
     state: Data<&State>,
 ) -> Response {
-    respond(
+    done(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [token, password] = strings(&body, ["token", "password"])?;
