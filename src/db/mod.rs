@@ -1,6 +1,7 @@
 //! The database: connections per engine, DDL, schema migrations, and the SQL of record operations. Every SQL
 //! statement is built with sea-query from identifiers of the checked schema, values bound.
 
+mod batch;
 mod ddl;
 pub mod migrate;
 mod rows;
@@ -9,12 +10,13 @@ use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
+use batch::WriteQueue;
 use sea_orm::sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
 };
 use sea_orm::{
     ConnectOptions, ConnectionTrait, Database as SeaDatabase, DatabaseConnection, DbBackend, DbErr,
-    SqlxSqliteConnector,
+    SqlxSqliteConnector, StatementBuilder,
 };
 
 pub use ddl::{datetime_type, table_statements};
@@ -30,6 +32,8 @@ pub struct Database {
     read: DatabaseConnection,
     write: DatabaseConnection,
     backend: DbBackend,
+    /// SQLite: group commit in front of the writer.
+    queue: Option<WriteQueue>,
 }
 
 impl Database {
@@ -54,6 +58,7 @@ impl Database {
             read: connection.clone(),
             write: connection,
             backend,
+            queue: None,
         })
     }
 
@@ -89,11 +94,30 @@ impl Database {
             .max_connections(4)
             .max_lifetime(Duration::from_secs(300))
             .connect_lazy_with(options.read_only(true));
+        let write = SqlxSqliteConnector::from_sqlx_sqlite_pool(writer);
         Ok(Self {
             read: SqlxSqliteConnector::from_sqlx_sqlite_pool(readers),
-            write: SqlxSqliteConnector::from_sqlx_sqlite_pool(writer),
+            queue: Some(WriteQueue::start(write.clone())),
+            write,
             backend: DbBackend::Sqlite,
         })
+    }
+
+    /// Executes a record write (insert, update, delete), group-committed on SQLite; returns the
+    /// rows it affected once it is durable.
+    ///
+    /// # Errors
+    /// The statement's error (constraint violations included).
+    pub async fn write<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
+        let statement = self.backend.build(statement);
+        match &self.queue {
+            Some(queue) => queue.execute(statement).await,
+            None => self
+                .write
+                .execute_raw(statement)
+                .await
+                .map(|r| r.rows_affected()),
+        }
     }
 
     /// The connection for statements that only read.

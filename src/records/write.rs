@@ -70,7 +70,7 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Database(DbErr::Custom(e.to_string())))?;
-        if let Err(error) = self.db.writer().execute(&insert).await {
+        if let Err(error) = self.db.write(&insert).await {
             return Err(self.explain(collection, &values, error).await);
         }
 
@@ -133,11 +133,11 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        let result = match self.db.writer().execute(&update).await {
-            Ok(result) => result,
+        let affected = match self.db.write(&update).await {
+            Ok(affected) => affected,
             Err(error) => return Err(self.explain(collection, &values, error).await),
         };
-        if result.rows_affected() == 0 {
+        if affected == 0 {
             return Err(Error::NotFound); // deleted meanwhile
         }
         for (index, value) in values {
@@ -173,13 +173,12 @@ impl Records {
         delete
             .from_table(Alias::new(&collection.slug))
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        let result = self
+        let affected = self
             .db
-            .writer()
-            .execute(&delete)
+            .write(&delete)
             .await
             .map_err(|e| write_error(collection, e))?;
-        if result.rows_affected() == 0 {
+        if affected == 0 {
             return Err(Error::NotFound);
         }
         if collection.auth.is_some() {

@@ -1,0 +1,117 @@
+//! Group commit for SQLite: record writes queue for the one writer connection, and whatever has
+//! queued while the previous commit ran is written in one transaction, each statement under its
+//! own savepoint so a failing one (a unique violation) fails alone. A commit appends every page a
+//! write touched to the WAL; one commit for many writes is what lets creates outrun a
+//! commit-per-write server. Answers are sent only after the commit, so an acknowledged write is
+//! durable like any other.
+
+use sea_orm::{ConnectionTrait, DatabaseConnection, DbErr, Statement, TransactionTrait};
+use tokio::sync::{mpsc, oneshot};
+
+/// Writes taken into one transaction at most.
+const MAX_BATCH: usize = 128;
+
+struct Job {
+    statement: Statement,
+    reply: oneshot::Sender<Result<u64, DbErr>>,
+}
+
+/// The queue in front of the writer connection.
+#[derive(Clone, Debug)]
+pub struct WriteQueue {
+    jobs: mpsc::UnboundedSender<Job>,
+}
+
+impl std::fmt::Debug for Job {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Job")
+    }
+}
+
+impl WriteQueue {
+    /// Starts the task that owns the batching for `writer`.
+    pub fn start(writer: DatabaseConnection) -> Self {
+        let (jobs, queue) = mpsc::unbounded_channel();
+        tokio::spawn(run(writer, queue));
+        Self { jobs }
+    }
+
+    /// Executes one statement; returns the rows it affected once its transaction committed.
+    ///
+    /// # Errors
+    /// The statement's own error, or the commit's.
+    pub async fn execute(&self, statement: Statement) -> Result<u64, DbErr> {
+        let (reply, answer) = oneshot::channel();
+        self.jobs
+            .send(Job { statement, reply })
+            .map_err(|_| DbErr::Custom("the write queue has stopped".into()))?;
+        answer
+            .await
+            .map_err(|_| DbErr::Custom("the write queue dropped a write".into()))?
+    }
+}
+
+async fn run(writer: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>) {
+    while let Some(first) = queue.recv().await {
+        let mut jobs = vec![first];
+        while jobs.len() < MAX_BATCH {
+            match queue.try_recv() {
+                Ok(job) => jobs.push(job),
+                Err(_) => break,
+            }
+        }
+        if jobs.len() == 1 {
+            let job = jobs.pop().expect("one job");
+            let result = writer
+                .execute_raw(job.statement)
+                .await
+                .map(|r| r.rows_affected());
+            let _ = job.reply.send(result);
+            continue;
+        }
+        let (statements, replies): (Vec<_>, Vec<_>) =
+            jobs.into_iter().map(|j| (j.statement, j.reply)).unzip();
+        match write_batch(&writer, statements).await {
+            Ok(results) => {
+                for (reply, result) in replies.into_iter().zip(results) {
+                    let _ = reply.send(result);
+                }
+            }
+            Err(error) => {
+                for reply in replies {
+                    let _ = reply.send(Err(error.clone()));
+                }
+            }
+        }
+    }
+}
+
+/// One transaction; each statement's own outcome, or the transaction's failure.
+async fn write_batch(
+    writer: &DatabaseConnection,
+    statements: Vec<Statement>,
+) -> Result<Vec<Result<u64, DbErr>>, DbErr> {
+    let transaction = writer.begin().await?;
+    let mut results = Vec::with_capacity(statements.len());
+    for statement in statements {
+        transaction
+            .execute_unprepared("SAVEPOINT lucent_write")
+            .await?;
+        match transaction.execute_raw(statement).await {
+            Ok(done) => {
+                transaction
+                    .execute_unprepared("RELEASE lucent_write")
+                    .await?;
+                results.push(Ok(done.rows_affected()));
+            }
+            Err(error) => {
+                transaction
+                    .execute_unprepared("ROLLBACK TO lucent_write; RELEASE lucent_write")
+                    .await?;
+                results.push(Err(error));
+            }
+        }
+    }
+    transaction.commit().await?;
+    Ok(results)
+}
