@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
-use tokio::sync::oneshot;
+use tokio::sync::{Semaphore, oneshot};
 use zxcvbn::matching::patterns::MatchPattern;
 
 use crate::config::PasswordPolicy;
@@ -39,12 +39,17 @@ type Job = Box<dyn FnOnce() + Send>;
 #[derive(Debug, Clone)]
 pub struct Passwords {
     queue: SyncSender<Job>,
+    /// Requests hashing or waiting to; a permit lives as long as its request, so a client that
+    /// went away frees its place at once. Beyond it, `Busy`.
+    admitted: Arc<Semaphore>,
 }
 
 impl Passwords {
     pub fn new() -> Self {
         let threads = std::thread::available_parallelism().map_or(2, usize::from);
-        let (queue, jobs) = sync_channel::<Job>(threads * QUEUE_PER_THREAD);
+        let admitted = threads * (QUEUE_PER_THREAD + 1);
+        // The channel never refuses what was admitted: abandoned jobs stay in it until skipped.
+        let (queue, jobs) = sync_channel::<Job>(admitted * 4);
         let jobs = Arc::new(Mutex::new(jobs));
         for n in 0..threads {
             let jobs = Arc::clone(&jobs);
@@ -53,13 +58,20 @@ impl Passwords {
                 .spawn(move || work(&jobs))
                 .expect("start a hashing thread");
         }
-        Self { queue }
+        Self {
+            queue,
+            admitted: Arc::new(Semaphore::new(admitted)),
+        }
     }
 
     async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
+        let _admitted = self
+            .admitted
+            .try_acquire()
+            .map_err(|_| PasswordError::Busy)?;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move || {
             // The request may have gone (client disconnected) while this waited: skip the
