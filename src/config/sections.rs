@@ -1,0 +1,259 @@
+//! The sections of `lucent.toml` besides collections: raw `[server]`, `[database]`, `[auth]` and
+//! `[email]` tables checked into their typed configs, problems collected as diagnostics.
+
+use super::*;
+
+/// Parses a duration such as `15m`, `7d`, `12h` or `45s`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    humantime::parse_duration(text.trim()).map_err(|e| format!("invalid duration `{text}`: {e}"))
+}
+
+fn duration(
+    value: Option<String>,
+    default: Duration,
+    file: &Path,
+    path: &str,
+    diags: &mut Diagnostics,
+) -> Duration {
+    match value {
+        None => default,
+        Some(text) => parse_duration(&text).unwrap_or_else(|e| {
+            diags.push(Diagnostic::new(file, path, e));
+            default
+        }),
+    }
+}
+
+pub(super) fn build_server(
+    raw: RawServer,
+    file: &Path,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
+) -> ServerConfig {
+    let env_name = lookup("LUCENT_ENV")
+        .or(raw.env)
+        .unwrap_or_else(|| "dev".into());
+    let env = match env_name.as_str() {
+        "dev" => Env::Dev,
+        "prod" => Env::Prod,
+        other => {
+            diags.push(Diagnostic::new(
+                file,
+                "server.env",
+                format!("expected \"dev\" or \"prod\", got \"{other}\""),
+            ));
+            Env::Dev
+        }
+    };
+    let body_limit = match raw.body_limit {
+        None => 1024 * 1024,
+        Some(text) => match text.parse::<bytesize::ByteSize>() {
+            Ok(size) => usize::try_from(size.as_u64()).unwrap_or(usize::MAX),
+            Err(e) => {
+                diags.push(Diagnostic::new(
+                    file,
+                    "server.body_limit",
+                    format!("invalid size `{text}`: {e}"),
+                ));
+                1024 * 1024
+            }
+        },
+    };
+    let max_limit = raw.max_limit.unwrap_or(100);
+    if max_limit == 0 {
+        diags.push(Diagnostic::new(
+            file,
+            "server.max_limit",
+            "must be at least 1",
+        ));
+    }
+    for (i, origin) in raw.cors_origins.iter().flatten().enumerate() {
+        if !(origin.starts_with("http://") || origin.starts_with("https://"))
+            || origin.ends_with('/')
+        {
+            diags.push(Diagnostic::new(
+                file,
+                format!("server.cors_origins[{i}]"),
+                format!("`{origin}` is not an origin (scheme://host[:port], no path)"),
+            ));
+        }
+    }
+    ServerConfig {
+        host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
+        port: raw.port.unwrap_or(8080),
+        env,
+        cors_origins: raw.cors_origins.unwrap_or_default(),
+        body_limit,
+        max_limit: max_limit.max(1),
+        static_dir: raw.static_dir.map(|dir| root.join(dir)),
+    }
+}
+
+pub(super) fn build_database(
+    raw: RawDatabase,
+    root: &Path,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> DatabaseConfig {
+    let url = lookup("LUCENT_DATABASE_URL")
+        .or(raw.url)
+        .unwrap_or_else(|| "sqlite://data/lucent.db".into());
+    DatabaseConfig {
+        url: resolve_sqlite_path(&url, root),
+    }
+}
+
+/// Makes a relative `sqlite://` path relative to the config folder rather than the working one.
+fn resolve_sqlite_path(url: &str, root: &Path) -> String {
+    let Some(rest) = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+    else {
+        return url.to_string();
+    };
+    if rest.starts_with('/') || rest.starts_with(":memory:") || root.as_os_str().is_empty() {
+        return format!("sqlite://{rest}");
+    }
+    format!("sqlite://{}", root.join(rest).display())
+}
+
+pub(super) fn build_auth(raw: RawAuth, file: &Path, diags: &mut Diagnostics) -> AuthConfig {
+    let password = raw.password.unwrap_or_default();
+    let policy = PasswordPolicy {
+        min_length: password.min_length.unwrap_or(12),
+        max_length: password.max_length.unwrap_or(256),
+        reject_common: password.reject_common.unwrap_or(true),
+        require_uppercase: password.require_uppercase.unwrap_or(false),
+        require_lowercase: password.require_lowercase.unwrap_or(false),
+        require_numbers: password.require_numbers.unwrap_or(false),
+        require_symbols: password.require_symbols.unwrap_or(false),
+    };
+    if policy.min_length > policy.max_length {
+        diags.push(Diagnostic::new(
+            file,
+            "auth.password.min_length",
+            "is greater than max_length",
+        ));
+    }
+    AuthConfig {
+        jwt_secret: raw.jwt_secret.filter(|s| !s.is_empty()),
+        jwt_expiry: duration(
+            raw.jwt_expiry,
+            Duration::from_secs(15 * 60),
+            file,
+            "auth.jwt_expiry",
+            diags,
+        ),
+        refresh_expiry: duration(
+            raw.refresh_expiry,
+            Duration::from_secs(30 * 86400),
+            file,
+            "auth.refresh_expiry",
+            diags,
+        ),
+        cookies: raw.cookies.unwrap_or(true),
+        verify_expiry: duration(
+            raw.verify_expiry,
+            Duration::from_secs(86400),
+            file,
+            "auth.verify_expiry",
+            diags,
+        ),
+        reset_expiry: duration(
+            raw.reset_expiry,
+            Duration::from_secs(3600),
+            file,
+            "auth.reset_expiry",
+            diags,
+        ),
+        password: policy,
+    }
+}
+
+pub(super) fn build_email(
+    raw: RawEmail,
+    file: &Path,
+    root: &Path,
+    diags: &mut Diagnostics,
+) -> EmailConfig {
+    let transport = match raw.transport.as_deref().unwrap_or("log") {
+        "file" => EmailTransport::File,
+        "smtp" => EmailTransport::Smtp,
+        "log" => EmailTransport::Log,
+        other => {
+            diags.push(Diagnostic::new(
+                file,
+                "email.transport",
+                format!("expected \"file\", \"smtp\" or \"log\", got \"{other}\""),
+            ));
+            EmailTransport::Log
+        }
+    };
+    match (&raw.url, transport) {
+        (None, EmailTransport::Smtp) => diags.push(Diagnostic::new(
+            file,
+            "email.url",
+            "the smtp transport needs a url (smtp://user:pass@host:587 or smtps://host:465)",
+        )),
+        (Some(url), _) if !url.starts_with("smtp://") && !url.starts_with("smtps://") => {
+            diags.push(Diagnostic::new(
+                file,
+                "email.url",
+                "must start with smtp:// (STARTTLS) or smtps:// (TLS)",
+            ));
+        }
+        _ => {}
+    }
+    let from = raw
+        .from
+        .unwrap_or_else(|| "Lucent <no-reply@localhost>".into());
+    if let Err(e) = from.parse::<lettre::message::Mailbox>() {
+        diags.push(Diagnostic::new(
+            file,
+            "email.from",
+            format!("`{from}` is not a mailbox (\"Name <address>\" or \"address\"): {e}"),
+        ));
+    }
+    let mut link = |value: Option<String>, key: &str, default: &str| {
+        let link = value.unwrap_or_else(|| default.into());
+        if !(link.starts_with("http://") || link.starts_with("https://"))
+            || !link.contains("{token}")
+        {
+            diags.push(Diagnostic::new(
+                file,
+                key,
+                "must be an http(s) URL containing the placeholder {token}",
+            ));
+        }
+        link
+    };
+    let verify_url = link(
+        raw.verify_url,
+        "email.verify_url",
+        "http://localhost:8080/verify?token={token}",
+    );
+    let reset_url = link(
+        raw.reset_url,
+        "email.reset_url",
+        "http://localhost:8080/reset?token={token}",
+    );
+    let templates = raw.templates.unwrap_or_default();
+    let template = |raw: Option<raw::RawEmailTemplate>| {
+        let raw = raw.unwrap_or_default();
+        EmailTemplate {
+            subject: raw.subject,
+            text: raw.text,
+            html: raw.html,
+        }
+    };
+    EmailConfig {
+        transport,
+        dir: root.join(raw.dir.unwrap_or_else(|| "data/outbox".into())),
+        url: raw.url,
+        from,
+        verify_url,
+        reset_url,
+        verify_template: template(templates.verify),
+        reset_template: template(templates.reset),
+    }
+}
