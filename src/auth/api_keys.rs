@@ -121,24 +121,25 @@ const COLUMNS: [&str; 10] = [
     "last_used_at",
 ];
 
-fn key_row(row: &QueryResult) -> Result<KeyRow, DbErr> {
-    let scopes: Option<String> = row.try_get_by_index(6)?;
+/// A key row whose columns (`COLUMNS`, in order) start at column `at` of `row`.
+fn key_row(row: &QueryResult, at: usize) -> Result<KeyRow, DbErr> {
+    let scopes: Option<String> = row.try_get_by_index(at + 6)?;
     Ok(KeyRow {
-        id: row.try_get_by_index(0)?,
-        collection: row.try_get_by_index(1)?,
-        user_id: row.try_get_by_index(2)?,
-        name: row.try_get_by_index(3)?,
-        prefix: row.try_get_by_index(4)?,
-        key_hash: row.try_get_by_index(5)?,
+        id: row.try_get_by_index(at)?,
+        collection: row.try_get_by_index(at + 1)?,
+        user_id: row.try_get_by_index(at + 2)?,
+        name: row.try_get_by_index(at + 3)?,
+        prefix: row.try_get_by_index(at + 4)?,
+        key_hash: row.try_get_by_index(at + 5)?,
         scopes: scopes.map(|s| {
             s.split(',')
                 .filter(|s| !s.is_empty())
                 .map(str::to_string)
                 .collect()
         }),
-        created_at: row.try_get_by_index(7)?,
-        expires_at: row.try_get_by_index(8)?,
-        last_used_at: row.try_get_by_index(9)?,
+        created_at: row.try_get_by_index(at + 7)?,
+        expires_at: row.try_get_by_index(at + 8)?,
+        last_used_at: row.try_get_by_index(at + 9)?,
     })
 }
 
@@ -355,7 +356,7 @@ impl Auth {
             .order_by(col("id"), Order::Desc);
         let rows = self.inner.db.writer().query_all(&select).await?;
         rows.iter()
-            .map(|row| Ok(key_row(row)?.shown(None, true)))
+            .map(|row| Ok(key_row(row, 0)?.shown(None, true)))
             .collect()
     }
 
@@ -391,19 +392,28 @@ impl Auth {
     /// `TokenExpired` for an expired key; `Unauthorized` for an unknown or revoked one.
     pub async fn authenticate_api_key(&self, key: &str) -> Result<Principal> {
         let hash = digest(key);
-        let mut select = Query::select();
-        select
-            .columns(COLUMNS.map(col))
-            .from(col(API_KEYS))
-            .and_where(Expr::col(col("key_hash")).eq(hash.as_str()));
-        let row = self
+        // One statement finds the key and its account (per auth collection; usually one).
+        let mut found = None;
+        for collection in self
             .inner
-            .db
-            .reader()
-            .query_one(&select)
-            .await?
-            .ok_or(Error::Unauthorized)?;
-        let row = key_row(&row)?;
+            .records
+            .schema()
+            .collections
+            .iter()
+            .filter(|c| c.auth.is_some())
+        {
+            if let Some(hit) = self
+                .inner
+                .records
+                .account_by_key(&collection.slug, &hash, &COLUMNS)
+                .await?
+            {
+                found = Some(hit);
+                break;
+            }
+        }
+        let (doc, row, offset) = found.ok_or(Error::Unauthorized)?;
+        let row = key_row(&row, offset)?;
         if !same_digest(&row.key_hash, &hash) {
             return Err(Error::Unauthorized);
         }
@@ -422,12 +432,6 @@ impl Auth {
                 .and_where(Expr::col(col("id")).eq(row.id.as_str()));
             self.inner.db.writer().execute(&touch).await?;
         }
-        let doc = self
-            .inner
-            .records
-            .account(&row.collection, &row.user_id, None)
-            .await?
-            .ok_or(Error::Unauthorized)?;
         let scopes = row
             .scopes
             .unwrap_or_else(|| SCOPES.map(str::to_string).to_vec());

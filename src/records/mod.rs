@@ -95,7 +95,11 @@ impl Records {
                 let mut select_all = Query::select();
                 select_all.from(Alias::new(&collection.slug));
                 for column in &all_columns {
-                    select_all.column(Alias::new(column.name(collection)));
+                    // Qualified, so account lookups can join Lucent's own tables.
+                    select_all.column((
+                        Alias::new(&collection.slug),
+                        Alias::new(column.name(collection)),
+                    ));
                 }
                 Plan {
                     all_columns,
@@ -358,6 +362,38 @@ impl Records {
         Ok(row
             .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
             .transpose()?)
+    }
+
+    /// A whole stored account found through one of its API keys (by the key's digest), in one
+    /// statement; the row also carries `key_columns` of the key, from column `offset` on.
+    ///
+    /// # Errors
+    /// Database failures.
+    pub async fn account_by_key(
+        &self,
+        slug: &str,
+        key_hash: &str,
+        key_columns: &[&str],
+    ) -> Result<Option<(Doc, QueryResult, usize)>> {
+        let (collection, plan, _) = self.collection(slug)?;
+        let keys = Alias::new(crate::auth::api_keys::API_KEYS);
+        let mut select = plan.select_all.clone();
+        for column in key_columns {
+            select.column((keys.clone(), Alias::new(*column)));
+        }
+        select
+            .inner_join(
+                keys.clone(),
+                Expr::col((keys.clone(), Alias::new("user_id")))
+                    .equals((Alias::new(&collection.slug), Alias::new("id"))),
+            )
+            .and_where(Expr::col((keys.clone(), Alias::new("collection"))).eq(slug))
+            .and_where(Expr::col((keys, Alias::new("key_hash"))).eq(key_hash));
+        let Some(row) = self.db.reader().query_one(&select).await? else {
+            return Ok(None);
+        };
+        let doc = decode_row(&row, collection, &plan.all_columns, self.db.backend())?;
+        Ok(Some((doc, row, plan.all_columns.len())))
     }
 
     /// A whole stored account by its login field, compared regardless of case.
