@@ -337,3 +337,130 @@ pub(crate) fn decode<T: DeserializeOwned>(
 
 pub use sections::parse_duration;
 use sections::{build_auth, build_database, build_email, build_server};
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `text` as a `lucent.toml` with `env` as the environment; the diagnostics as
+    /// `path: message` lines.
+    fn diagnostics(text: &str, env: &[(&str, &str)]) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lucent.toml");
+        std::fs::write(&path, text).unwrap();
+        let lookup = |name: &str| {
+            env.iter()
+                .find(|(k, _)| *k == name)
+                .map(|(_, v)| v.to_string())
+        };
+        match load_with_env(&path, &lookup) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors
+                .0
+                .iter()
+                .map(|d| format!("{}: {}", d.path, d.message))
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn diagnostics_table() {
+        let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+            ("", &[], &[]),
+            (
+                "[server]\nport = 80\nhost = \"${HOST}\"\n",
+                &[("HOST", "0.0.0.0")],
+                &[],
+            ),
+            (
+                "[server]\nhost = \"${HOST}\"\n",
+                &[],
+                &["server.host: environment variable `HOST` is not set and has no default"],
+            ),
+            ("nope = 1\n", &[], &["nope: unknown key `nope`"]),
+            ("[server]\nprt = 1\n", &[], &["server: unknown field `prt`"]),
+            (
+                "[server]\nenv = \"staging\"\n",
+                &[],
+                &["server.env: expected \"dev\" or \"prod\", got \"staging\""],
+            ),
+            (
+                "[server]\nbody_limit = \"lots\"\n",
+                &[],
+                &["server.body_limit: invalid size `lots`"],
+            ),
+            (
+                "[server]\ncors_origins = [\"https://a.io/\"]\n",
+                &[],
+                &["server.cors_origins[0]: `https://a.io/` is not an origin"],
+            ),
+            (
+                "[auth]\njwt_expiry = \"soon\"\n",
+                &[],
+                &["auth.jwt_expiry: invalid duration `soon`"],
+            ),
+            (
+                "[auth.password]\nmin_length = 20\nmax_length = 10\n",
+                &[],
+                &["auth.password.min_length: is greater than max_length"],
+            ),
+            (
+                "[auth]\njwt_secret = \"short\"\n",
+                &[("LUCENT_ENV", "prod")],
+                &["auth.jwt_secret: must be at least 32 bytes in prod"],
+            ),
+            (
+                "[collections.posts.fields]\nt = { type = \"strng\" }\n",
+                &[],
+                &["collections.posts.fields.t.type: unknown field type `strng`"],
+            ),
+            (
+                "[collections.posts.fields]\nn = { type = \"integer\", default = \"x\" }\n",
+                &[],
+                &["collections.posts.fields.n.default: default fails the field's own rules"],
+            ),
+            (
+                "[collections.posts.fields]\nr = { type = \"relation\" }\n",
+                &[],
+                &["collections.posts.fields.r.to: a relation field needs"],
+            ),
+            (
+                "[collections.posts.fields]\ncreatedAt = { type = \"datetime\" }\n",
+                &[],
+                &["collections.posts.fields.createdAt: `createdAt` is a system field"],
+            ),
+            (
+                "[collections.users]\nauth = { login_field = \"handle\" }\n",
+                &[],
+                &["collections.users.auth.login_field: login field `handle` is not declared"],
+            ),
+            (
+                "[collections.users]\nauth = true\n[collections.users.fields]\npassword = { type = \"string\" }\n",
+                &[],
+                &[
+                    "collections.users.fields.password: `password` holds a secret and must be declared with hidden = true",
+                ],
+            ),
+            // Several problems are all reported, in one load.
+            (
+                "x = 1\n[server]\nenv = \"qa\"\n[collections.Bad]\n",
+                &[],
+                &[
+                    "x: unknown key",
+                    "server.env: expected",
+                    "collections.Bad.slug: invalid collection slug",
+                ],
+            ),
+        ];
+        for (text, env, expected) in cases {
+            let got = diagnostics(text, env);
+            assert_eq!(got.len(), expected.len(), "{text}\n→ {got:#?}");
+            for want in *expected {
+                assert!(
+                    got.iter().any(|line| line.starts_with(want)),
+                    "{text}\nwanted `{want}` in {got:#?}"
+                );
+            }
+        }
+    }
+}
