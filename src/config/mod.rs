@@ -365,7 +365,9 @@ mod tests {
 
     #[test]
     fn diagnostics_table() {
-        let cases: &[(&str, &[(&str, &str)], &[&str])] = &[
+        // (lucent.toml, environment, the diagnostics it must give)
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], &'a [&'a str]);
+        let cases: &[Case<'_>] = &[
             ("", &[], &[]),
             (
                 "[server]\nport = 80\nhost = \"${HOST}\"\n",
