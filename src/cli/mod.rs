@@ -86,15 +86,13 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
-/// Loads the config and compiles its predicates, printing every error (and the warnings).
+/// Loads the config, printing every error.
 pub(crate) fn load(path: &Path) -> Option<Config> {
-    let loaded = config::load(path).and_then(|config| {
-        let policies = Policies::compile(&config.schema)?;
-        for warning in &policies.warnings {
-            eprintln!("warning: {warning}");
-        }
-        Ok(config)
-    });
+    report(config::load(path))
+}
+
+/// The value, or every diagnostic printed.
+fn report<T>(loaded: Result<T, config::Diagnostics>) -> Option<T> {
     match loaded {
         Ok(config) => Some(config),
         Err(diagnostics) => {
@@ -106,7 +104,15 @@ pub(crate) fn load(path: &Path) -> Option<Config> {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    let Some(config) = load(&path) else {
+    // `serve` compiles the predicates when it builds the app; `check` does it here, warnings too.
+    let loaded = config::load(&path).and_then(|config| {
+        let policies = Policies::compile(&config.schema)?;
+        for warning in &policies.warnings {
+            eprintln!("warning: {warning}");
+        }
+        Ok(config)
+    });
+    let Some(config) = report(loaded) else {
         return ExitCode::FAILURE;
     };
     println!(

@@ -39,21 +39,31 @@ fn clear_cookie(state: &State) -> Cookie {
     session_cookie(state, "", std::time::Duration::ZERO)
 }
 
-/// An answer that carries tokens: never cached, and with the session cookie when there is one.
-fn token_response(
+/// The answer of a form route: a 303 to the form's checked `redirect`, or the JSON body.
+pub(super) fn redirect_or_json(
+    status: StatusCode,
+    body: &Json,
+    redirect: Option<&str>,
+) -> Response {
+    match redirect {
+        Some(target) => Response::builder()
+            .status(StatusCode::SEE_OTHER)
+            .header(header::LOCATION, target)
+            .finish(),
+        None => json(status, body),
+    }
+}
+
+/// An answer that carries tokens or an account: never cached, and with the session cookie when
+/// there is one.
+pub(super) fn token_response(
     state: &State,
     status: StatusCode,
     body: &Json,
     cookie: Option<&str>,
     redirect: Option<&str>,
 ) -> Response {
-    let mut response = match redirect {
-        Some(target) => Response::builder()
-            .status(StatusCode::SEE_OTHER)
-            .header(header::LOCATION, target)
-            .finish(),
-        None => json(status, body),
-    };
+    let mut response = redirect_or_json(status, body, redirect);
     response.headers_mut().insert(
         header::CACHE_CONTROL,
         header::HeaderValue::from_static("no-store"),
@@ -240,13 +250,11 @@ pub async fn logout(
                 state.lucent.auth.logout(&principal).await?;
             }
         }
-        let mut response = match redirect {
-            Some(target) => Response::builder()
-                .status(StatusCode::SEE_OTHER)
-                .header(header::LOCATION, target)
-                .finish(),
-            None => json(StatusCode::OK, &json!({"message": "logged out"})),
-        };
+        let mut response = redirect_or_json(
+            StatusCode::OK,
+            &json!({"message": "logged out"}),
+            redirect.as_deref(),
+        );
         if let Ok(value) = header::HeaderValue::from_str(&clear_cookie(&state).to_string()) {
             response.headers_mut().append(header::SET_COOKIE, value);
         }

@@ -2,15 +2,14 @@
 //! request-password-reset, reset-password): parse JSON or form bodies, call
 //! [`crate::auth::Auth`], render. Each also takes a form's `redirect`, as login does.
 
-use poem::http::{StatusCode, header};
+use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Body, Request, Response, handler};
 use serde_json::{Value as Json, json};
 
 use super::State;
-use super::accounts::done;
+use super::accounts::{done, token_response};
 use super::body::read_form_or_json;
-use super::collections::json;
 use super::error::ApiError;
 use crate::auth::EmailError;
 use crate::schema::FieldError;
@@ -37,19 +36,19 @@ impl From<EmailError> for ApiError {
 }
 
 /// The answer, or a 303 to the form's `redirect`; never cached (it may carry a user).
-fn finish(status: StatusCode, body: &Json, redirect: Option<String>) -> Result<Response, ApiError> {
-    let mut response = match redirect {
-        Some(target) => Response::builder()
-            .status(StatusCode::SEE_OTHER)
-            .header(header::LOCATION, target)
-            .finish(),
-        None => json(status, body),
-    };
-    response.headers_mut().insert(
-        header::CACHE_CONTROL,
-        header::HeaderValue::from_static("no-store"),
-    );
-    Ok(response)
+fn finish(
+    state: &State,
+    status: StatusCode,
+    body: &Json,
+    redirect: Option<String>,
+) -> Result<Response, ApiError> {
+    Ok(token_response(
+        state,
+        status,
+        body,
+        None,
+        redirect.as_deref(),
+    ))
 }
 
 /// The string fields `names` of a body; every missing one is listed at once.
@@ -93,7 +92,12 @@ pub async fn send_verification_email(
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
             state.lucent.auth.send_verification_email(&slug, email)?;
-            finish(StatusCode::ACCEPTED, &json!({"message": QUEUED}), redirect)
+            finish(
+                &state,
+                StatusCode::ACCEPTED,
+                &json!({"message": QUEUED}),
+                redirect,
+            )
         }
         .await,
     )
@@ -111,7 +115,12 @@ pub async fn request_password_reset(
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
             state.lucent.auth.request_password_reset(&slug, email)?;
-            finish(StatusCode::ACCEPTED, &json!({"message": QUEUED}), redirect)
+            finish(
+                &state,
+                StatusCode::ACCEPTED,
+                &json!({"message": QUEUED}),
+                redirect,
+            )
         }
         .await,
     )
@@ -129,7 +138,7 @@ pub async fn verify_email(
             let (body, redirect) = read(request, body, &state).await?;
             let [token] = strings(&body, ["token"])?;
             let user = state.lucent.auth.verify_email(&slug, token).await?;
-            finish(StatusCode::OK, &json!({"user": user}), redirect)
+            finish(&state, StatusCode::OK, &json!({"user": user}), redirect)
         }
         .await,
     )
@@ -152,6 +161,7 @@ pub async fn reset_password(
                 .reset_password(&slug, token, password)
                 .await?;
             finish(
+                &state,
                 StatusCode::OK,
                 &json!({"message": "the password was changed; every session has ended"}),
                 redirect,

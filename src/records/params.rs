@@ -28,7 +28,7 @@ pub struct ListQuery {
 
 /// The one error for a field a caller may not name: unknown, hidden and unreadable fields all read
 /// the same, so none can be told apart.
-pub fn unknown_field(name: &str) -> Error {
+fn unknown_field(name: &str) -> Error {
     Error::BadRequest(format!("unknown field \"{name}\""))
 }
 

@@ -128,9 +128,4 @@ impl Rule {
             Ok(sql::Truth::Sql(expr)) => Residual::Cond(Condition::all().add(expr)),
         }
     }
-
-    /// Whether the rule reads `doc` (a create predicate that does sees only nulls there).
-    pub fn uses_doc(&self) -> bool {
-        self.node.uses_doc()
-    }
 }
