@@ -141,7 +141,8 @@ impl Auth {
     }
 
     /// Creates an account (the collection's `create` rule applies) and, unless the collection
-    /// requires verified emails, a session.
+    /// requires verified emails, a session. The answer shows the account as the account itself
+    /// sees it (as `me` would right after), or as `principal` does when no session is issued.
     ///
     /// # Errors
     /// Validation and uniqueness errors of the create; `NotFound` for a collection without auth.
@@ -153,26 +154,32 @@ impl Auth {
         user_agent: Option<&str>,
     ) -> Result<LoginResult> {
         let (_, options) = self.auth_collection(slug)?;
-        let user = self.inner.records.create(principal, slug, body).await?;
-        let id = user["id"].as_str().unwrap_or_default().to_string();
+        let records = &self.inner.records;
+        let stored = records.create_stored(principal, slug, body).await?;
+        let id = stored["id"].as_str().unwrap_or_default().to_string();
         if options.verify_email {
             self.queue_verification(slug, &id);
         }
         if options.require_verified {
+            let user = records.render(principal, slug, stored)?;
             return Ok(LoginResult { user, tokens: None });
         }
-        let tokens = self.start_session(slug, &id, user_agent).await?;
+        let (session, tokens) = self.start_session(slug, &id, user_agent).await?;
+        let user = self.render_own(slug, stored, session)?;
         Ok(LoginResult {
             user,
             tokens: Some(tokens),
         })
     }
 
-    /// Checks an identifier and password.
+    /// Checks an identifier and password. The attempt is counted before the password is
+    /// verified (one atomic statement), so parallel guesses get at most `max_login_attempts`
+    /// verifications per lock window, on every instance sharing the database.
     ///
     /// # Errors
     /// `InvalidCredentials` (same for unknown accounts and wrong passwords), `Locked` after too
-    /// many failures, `EmailNotVerified` when the collection requires it.
+    /// many attempts, `EmailNotVerified` when the collection requires it, `Busy` when hashing is
+    /// saturated (not counted as an attempt).
     pub async fn login(
         &self,
         slug: &str,
@@ -180,23 +187,34 @@ impl Auth {
         password: &str,
         user_agent: Option<&str>,
     ) -> Result<LoginResult> {
-        let (collection, options) = self.auth_collection(slug)?;
-        let key = digest(&format!("{slug}\u{0}{}", identifier.trim().to_lowercase()));
-        let attempts = store::attempts(&self.inner.db, &key).await?;
-        if let Some(until) = attempts.locked_until.filter(|until| *until > store::now()) {
-            let retry_after = u64::try_from((until - store::now()).num_seconds())
-                .unwrap_or(0)
-                .max(1);
-            return Err(Error::Locked { retry_after });
-        }
-        let stored = if identifier.trim().is_empty() {
+        let (_, options) = self.auth_collection(slug)?;
+        let identifier = identifier.trim();
+        let stored = if identifier.is_empty() {
             None
         } else {
             self.inner
                 .records
-                .account_by_login(slug, identifier.trim())
+                .account_by_login(slug, identifier)
                 .await?
         };
+        let key = lockout_key(slug, stored.as_ref().map(account_id), identifier);
+        let admission = self.inner.passwords.admit()?;
+        let lock = chrono_duration(options.lock_time);
+        let counted = store::count_attempt(
+            &self.inner.db,
+            &key,
+            options.max_login_attempts,
+            lock,
+            lock * 2 + chrono::Duration::hours(1),
+        )
+        .await?;
+        if counted.attempts > i64::from(options.max_login_attempts.max(1)) {
+            let retry_after = counted
+                .locked_until
+                .map_or(lock, |until| until - store::now());
+            let retry_after = u64::try_from(retry_after.num_seconds()).unwrap_or(0).max(1);
+            return Err(Error::Locked { retry_after });
+        }
         let hash = stored
             .as_ref()
             .and_then(|doc| doc.get("password"))
@@ -205,40 +223,43 @@ impl Auth {
         let valid = self
             .inner
             .passwords
-            .verify(password.to_string(), hash)
+            .verify_admitted(admission, password.to_string(), hash)
             .await?;
-        if !valid {
-            let lock = chrono_duration(options.lock_time);
-            store::record_failure(
-                &self.inner.db,
-                &key,
-                options.max_login_attempts,
-                lock,
-                lock * 2 + chrono::Duration::hours(1),
-            )
-            .await?;
+        let Some(stored) = stored.filter(|_| valid) else {
             return Err(Error::InvalidCredentials);
-        }
+        };
         store::clear_attempts(&self.inner.db, &key).await?;
-        let mut user = stored.unwrap_or_default();
-        if options.require_verified && user.get("verified") != Some(&Json::Bool(true)) {
+        if options.require_verified && stored.get("verified") != Some(&Json::Bool(true)) {
             return Err(Error::EmailNotVerified);
         }
-        let id = user["id"].as_str().unwrap_or_default().to_string();
-        let tokens = self.start_session(slug, &id, user_agent).await?;
-        user = crate::records::present(collection, user);
+        let id = account_id(&stored).to_string();
+        let (session, tokens) = self.start_session(slug, &id, user_agent).await?;
+        let user = self.render_own(slug, stored, session)?;
         Ok(LoginResult {
             user,
             tokens: Some(tokens),
         })
     }
 
+    /// A stored account as the account itself sees it, signed in with `session`.
+    fn render_own(&self, slug: &str, stored: Doc, session: String) -> Result<Doc> {
+        let own = self.principal(
+            slug,
+            stored.clone(),
+            Some(session),
+            None,
+            Credential::Bearer,
+        );
+        Ok(self.inner.records.render(&own, slug, stored)?)
+    }
+
+    /// A new session of the account, and its id.
     async fn start_session(
         &self,
         slug: &str,
         user_id: &str,
         user_agent: Option<&str>,
-    ) -> Result<Tokens> {
+    ) -> Result<(String, Tokens)> {
         let now = store::now();
         let id = uuid::Uuid::now_v7().simple().to_string();
         let refresh = Secret::generate();
@@ -252,22 +273,25 @@ impl Auth {
             user_agent: user_agent.map(|ua| ua.chars().take(256).collect()),
             created_at: now,
             last_used_at: now,
-            expires_at: now + chrono_duration(self.inner.config.refresh_expiry),
+            expires_at: now + self.refresh_lifetime(),
         };
         store::insert_session(&self.inner.db, &row).await?;
         let (token, exp) = self.inner.jwt.issue(user_id, &id, slug);
-        Ok(Tokens {
+        let tokens = Tokens {
             token,
             refresh_token: Token::format(&id, &refresh),
             exp,
             cookie: cookie.map(|c| Token::format(&id, &c)),
-        })
+        };
+        Ok((id, tokens))
     }
 
-    /// Rotates a refresh token. Presenting a token that was already rotated ends its session.
+    /// Rotates a refresh token. Presenting a real token of the session that was already rotated
+    /// away ends the session (someone holds a copy); any other wrong secret is only refused, so
+    /// whoever can read an access token (and so the session id) cannot end the session.
     ///
     /// # Errors
-    /// `Unauthorized` for unknown, ended, reused or foreign tokens.
+    /// `Unauthorized` for unknown, ended, reused, forged or foreign tokens.
     pub async fn refresh(&self, slug: &str, refresh_token: &str) -> Result<Tokens> {
         self.auth_collection(slug)?;
         let token = Token::parse(refresh_token).ok_or(Error::Unauthorized)?;
@@ -279,12 +303,22 @@ impl Auth {
         }
         let presented = token.secret.digest();
         if !same_digest(&presented, &session.refresh_hash) {
-            // Reuse of a rotated token: whoever holds the session may be an attacker; end it.
-            store::delete_session(&self.inner.db, &session.id).await?;
+            if store::was_rotated(&self.inner.db, &session.id, &presented).await? {
+                // Reuse of a rotated token: whoever holds the session may be an attacker; end it.
+                store::delete_session(&self.inner.db, &session.id).await?;
+            }
             return Err(Error::Unauthorized);
         }
         let next = Secret::generate();
-        if !store::rotate_refresh(&self.inner.db, &session.id, &presented, &next.digest()).await? {
+        if !store::rotate_refresh(
+            &self.inner.db,
+            &session.id,
+            &presented,
+            &next.digest(),
+            self.refresh_lifetime(),
+        )
+        .await?
+        {
             // Another refresh with the same token won the race: this one is a reuse.
             store::delete_session(&self.inner.db, &session.id).await?;
             return Err(Error::Unauthorized);
@@ -314,6 +348,7 @@ impl Auth {
             &session.id,
             &session.refresh_hash,
             &next.digest(),
+            self.refresh_lifetime(),
         )
         .await?
         {
@@ -326,6 +361,10 @@ impl Auth {
             exp,
             cookie: None,
         })
+    }
+
+    fn refresh_lifetime(&self) -> chrono::Duration {
+        chrono_duration(self.inner.config.refresh_expiry)
     }
 
     async fn cookie_session(&self, cookie: &str) -> Result<Option<SessionRow>> {
@@ -498,7 +537,7 @@ impl Auth {
         }))
     }
 
-    /// The current account as stored now.
+    /// The current account as stored now, as the account sees itself (field `read` rules apply).
     ///
     /// # Errors
     /// `Unauthorized` without a user.
@@ -511,6 +550,28 @@ impl Auth {
                 "the API key lacks the `read` scope".into(),
             )));
         }
-        Ok(user.doc.clone())
+        Ok(self
+            .inner
+            .records
+            .render(principal, &user.collection, user.doc.clone())?)
     }
+}
+
+/// The key login attempts of an identifier are counted under: the found account's id when the
+/// account exists (so every spelling that finds it — `İtem` and `item` on PostgreSQL, whose
+/// `LOWER()` is not Rust's — shares one count), else the normalized identifier. The one place
+/// this key is made: login counts under it, a completed password reset clears it.
+pub(super) fn lockout_key(slug: &str, account: Option<&str>, identifier: &str) -> String {
+    match account {
+        Some(id) => digest(&format!("{slug}\u{0}id\u{0}{id}")),
+        None => digest(&format!(
+            "{slug}\u{0}login\u{0}{}",
+            identifier.trim().to_lowercase()
+        )),
+    }
+}
+
+/// The `id` of a stored account.
+pub(super) fn account_id(account: &Doc) -> &str {
+    account.get("id").and_then(Json::as_str).unwrap_or_default()
 }

@@ -1,5 +1,6 @@
 //! HS256 access tokens: `sub`, `sid`, `col`, `iat`, `exp`. Only HS256 is accepted (never `none`
-//! or another algorithm), with at most 5 s of leeway. User fields never become claims.
+//! or another algorithm), with at most 5 s of leeway, and `nbf` is honoured when present. User
+//! fields never become claims.
 
 use std::time::Duration;
 
@@ -49,6 +50,8 @@ impl Jwt {
     pub fn new(secret: &[u8], expiry: Duration) -> Self {
         let mut validation = Validation::new(Algorithm::HS256);
         validation.leeway = 5;
+        // Lucent issues no `nbf`, but a token that carries one is not valid before it.
+        validation.validate_nbf = true;
         validation.set_required_spec_claims(&["exp", "sub"]);
         Self {
             encoding: EncodingKey::from_secret(secret),
@@ -155,5 +158,26 @@ mod tests {
             Err(JwtError::Expired),
             "leeway is at most 5 s"
         );
+    }
+
+    #[test]
+    fn a_token_is_not_valid_before_its_nbf() {
+        let secret = b"0123456789abcdef0123456789abcdef";
+        let jwt = Jwt::new(secret, Duration::from_secs(60));
+        let now = chrono::Utc::now().timestamp();
+        let with_nbf = |nbf: i64| {
+            let claims = serde_json::json!({
+                "sub": "u1", "sid": "s1", "col": "users", "iat": now, "exp": now + 600, "nbf": nbf,
+            });
+            jsonwebtoken::encode(
+                &Header::new(Algorithm::HS256),
+                &claims,
+                &EncodingKey::from_secret(secret),
+            )
+            .unwrap()
+        };
+        assert_eq!(jwt.verify(&with_nbf(now + 60)), Err(JwtError::Invalid));
+        assert!(jwt.verify(&with_nbf(now - 1)).is_ok());
+        assert!(jwt.verify(&with_nbf(now + 3)).is_ok(), "within the leeway");
     }
 }

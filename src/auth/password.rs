@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 
 use argon2::Argon2;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier, phc::PasswordHash};
-use tokio::sync::{Semaphore, oneshot};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use zxcvbn::matching::patterns::MatchPattern;
 
 use crate::config::PasswordPolicy;
@@ -64,14 +64,25 @@ impl Passwords {
         }
     }
 
+    /// A place in the hashing queue, taken before the work that needs it (login counts its
+    /// attempt only once it has one, so a refused-as-busy login is not counted as a failure).
+    ///
+    /// # Errors
+    /// `Busy` when every place is taken.
+    pub fn admit(&self) -> Result<Admission, PasswordError> {
+        self.admitted
+            .clone()
+            .try_acquire_owned()
+            .map(|permit| Admission { _permit: permit })
+            .map_err(|_| PasswordError::Busy)
+    }
+
     async fn run<T: Send + 'static>(
         &self,
+        admission: Admission,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, PasswordError> {
-        let _admitted = self
-            .admitted
-            .try_acquire()
-            .map_err(|_| PasswordError::Busy)?;
+        let _admission = admission;
         let (reply, answer) = oneshot::channel();
         let job: Job = Box::new(move || {
             // The request may have gone (client disconnected) while this waited: skip the
@@ -96,7 +107,7 @@ impl Passwords {
     /// # Errors
     /// `Busy` when the queue is full.
     pub async fn hash(&self, password: String) -> Result<String, PasswordError> {
-        self.run(move || hash_now(&password)).await?
+        self.run(self.admit()?, move || hash_now(&password)).await?
     }
 
     /// Whether `password` matches `stored`; with `None` (unknown account) a dummy hash is verified
@@ -109,11 +120,32 @@ impl Passwords {
         password: String,
         stored: Option<String>,
     ) -> Result<bool, PasswordError> {
+        self.verify_admitted(self.admit()?, password, stored).await
+    }
+
+    /// [`Passwords::verify`] in a place already taken with [`Passwords::admit`].
+    ///
+    /// # Errors
+    /// `Internal` when the hashing threads are gone.
+    pub async fn verify_admitted(
+        &self,
+        admission: Admission,
+        password: String,
+        stored: Option<String>,
+    ) -> Result<bool, PasswordError> {
         let known = stored.is_some();
         let stored = stored.unwrap_or_else(|| DUMMY_HASH.to_owned());
-        let matches = self.run(move || verify_now(&password, &stored)).await?;
+        let matches = self
+            .run(admission, move || verify_now(&password, &stored))
+            .await?;
         Ok(known && matches)
     }
+}
+
+/// A place in the hashing queue; given back when dropped.
+#[derive(Debug)]
+pub struct Admission {
+    _permit: OwnedSemaphorePermit,
 }
 
 /// A hashing thread: runs jobs until every `Passwords` handle is gone.

@@ -1,17 +1,22 @@
-//! Lucent's auth tables: sessions and login attempts. Every piece of auth state lives here, in
-//! the database, so several instances on one database behave as one server.
+//! Lucent's auth tables: sessions, the refresh tokens they rotated away, and login attempts.
+//! Every piece of auth state lives here, in the database, so several instances on one database
+//! behave as one server.
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, Expr, ExprTrait, Index, OnConflict, Order, Query, StringLen,
-    Table,
+    Alias, ColumnDef, ColumnType, Expr, ExprTrait, ForeignKey, ForeignKeyAction, Index, OnConflict,
+    Order, Query, StringLen, Table,
 };
-use sea_orm::{ConnectionTrait, DbErr, QueryResult};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, TransactionTrait};
 
 use crate::db::{Database, datetime_type};
 
 pub const SESSIONS: &str = "_lucent_sessions";
 pub const ATTEMPTS: &str = "_lucent_login_attempts";
+/// The digests of refresh tokens a session has rotated away: presenting one of them is reuse.
+/// A table of its own (not a column of `_lucent_sessions`), so databases made before it get it
+/// from the same `CREATE TABLE IF NOT EXISTS` as new ones.
+pub const ROTATED: &str = "_lucent_rotated_refresh";
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
@@ -68,6 +73,45 @@ pub async fn create_tables(db: &Database) -> Result<(), DbErr> {
         .col(ColumnDef::new_with_type(col("updated_at"), time()).not_null())
         .to_owned();
     writer.execute(&attempts).await?;
+    let attempts_by_age = Index::create()
+        .name("ix__lucent_login_attempts_updated")
+        .table(col(ATTEMPTS))
+        .col(col("updated_at"))
+        .if_not_exists()
+        .to_owned();
+    writer.execute(&attempts_by_age).await?;
+    // Rows go with their session (logout, reuse, password change, account deletion).
+    let rotated = Table::create()
+        .table(col(ROTATED))
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(col("hash"), id())
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new_with_type(col("session_id"), id()).not_null())
+        .col(ColumnDef::new_with_type(col("rotated_at"), time()).not_null())
+        .foreign_key(
+            ForeignKey::create()
+                .name("fk__lucent_rotated_refresh_session")
+                .from(col(ROTATED), col("session_id"))
+                .to(col(SESSIONS), col("id"))
+                .on_delete(ForeignKeyAction::Cascade),
+        )
+        .to_owned();
+    writer.execute(&rotated).await?;
+    for (name, column) in [
+        ("ix__lucent_rotated_refresh_session", "session_id"),
+        ("ix__lucent_rotated_refresh_age", "rotated_at"),
+    ] {
+        let index = Index::create()
+            .name(name)
+            .table(col(ROTATED))
+            .col(col(column))
+            .if_not_exists()
+            .to_owned();
+        writer.execute(&index).await?;
+    }
     Ok(())
 }
 
@@ -183,20 +227,61 @@ pub async fn user_sessions(
         .collect()
 }
 
-/// Replaces the refresh hash only if it is still `old`: of two concurrent refreshes with one
-/// token, exactly one wins. Returns whether this one did.
+/// Replaces the refresh hash only if it is still `old`, and keeps `old` as a rotated-away
+/// digest of the session: of two concurrent refreshes with one token, exactly one wins. Returns
+/// whether this one did. Rotated digests older than `keep` (the refresh lifetime, so their session
+/// has expired) are pruned.
 ///
 /// # Errors
 /// Database failures.
-pub async fn rotate_refresh(db: &Database, id: &str, old: &str, new: &str) -> Result<bool, DbErr> {
+pub async fn rotate_refresh(
+    db: &Database,
+    id: &str,
+    old: &str,
+    new: &str,
+    keep: chrono::Duration,
+) -> Result<bool, DbErr> {
+    let now = now();
+    let transaction = db.writer().begin().await?;
     let mut update = Query::update();
     update
         .table(col(SESSIONS))
         .value(col("refresh_hash"), new)
-        .value(col("last_used_at"), now())
+        .value(col("last_used_at"), now)
         .and_where(Expr::col(col("id")).eq(id))
         .and_where(Expr::col(col("refresh_hash")).eq(old));
-    Ok(db.writer().execute(&update).await?.rows_affected() == 1)
+    if transaction.execute(&update).await?.rows_affected() != 1 {
+        transaction.rollback().await?;
+        return Ok(false);
+    }
+    let mut rotated = Query::insert();
+    rotated
+        .into_table(col(ROTATED))
+        .columns([col("hash"), col("session_id"), col("rotated_at")])
+        .values_panic([old.into(), id.into(), now.into()]);
+    transaction.execute(&rotated).await?;
+    let mut prune = Query::delete();
+    prune
+        .from_table(col(ROTATED))
+        .and_where(Expr::col(col("rotated_at")).lt(now - keep));
+    transaction.execute(&prune).await?;
+    transaction.commit().await?;
+    Ok(true)
+}
+
+/// Whether `hash` is the digest of a refresh token that session `id` rotated away (a real
+/// token, so presenting it is reuse), rather than any other wrong secret.
+///
+/// # Errors
+/// Database failures.
+pub async fn was_rotated(db: &Database, id: &str, hash: &str) -> Result<bool, DbErr> {
+    let mut select = Query::select();
+    select
+        .expr(Expr::val(1))
+        .from(col(ROTATED))
+        .and_where(Expr::col(col("hash")).eq(hash))
+        .and_where(Expr::col(col("session_id")).eq(id));
+    Ok(db.writer().query_one(&select).await?.is_some())
 }
 
 /// Ends one session; returns whether it existed.
@@ -232,53 +317,42 @@ pub async fn delete_user_sessions(
     Ok(db.writer().execute(&delete).await?.rows_affected())
 }
 
-/// Login-attempt state of one identifier key.
+/// A lockout key's state right after an attempt was counted.
 #[derive(Debug, Clone, Default)]
-pub struct Attempts {
-    pub failures: i64,
+pub struct Counted {
+    /// Attempts since the last success, reset or expired lock, this one included.
+    pub attempts: i64,
     pub locked_until: Option<DateTime<Utc>>,
 }
 
-/// # Errors
-/// Database failures.
-pub async fn attempts(db: &Database, key: &str) -> Result<Attempts, DbErr> {
-    let mut select = Query::select();
-    select
-        .columns([col("failures"), col("locked_until")])
-        .from(col(ATTEMPTS))
-        .and_where(Expr::col(col("key")).eq(key));
-    Ok(match db.writer().query_one(&select).await? {
-        Some(row) => Attempts {
-            failures: row.try_get_by_index(0)?,
-            locked_until: row.try_get_by_index(1)?,
-        },
-        None => Attempts::default(),
-    })
-}
-
-/// Records a failure: counts it, and locks the key for `lock` once `max` consecutive failures are
-/// reached. Also prunes records idle for longer than `keep`, so the table cannot grow without bound.
+/// Counts one login attempt for `key` before its password is verified, in one atomic statement
+/// (an upsert returning the new count), so parallel attempts on one instance or several each get
+/// their own number: at most `max` of them are ever numbered `<= max` per lock window. The
+/// attempt that reaches `max` also starts the lock (`lock` long); a success deletes the row
+/// ([`clear_attempts`]) before it is used. A lock that has run out starts a fresh count. A new
+/// row also prunes rows idle for longer than `keep`, so the table cannot grow without bound.
 ///
 /// # Errors
 /// Database failures.
-pub async fn record_failure(
+pub async fn count_attempt(
     db: &Database,
     key: &str,
     max: u32,
     lock: chrono::Duration,
     keep: chrono::Duration,
-) -> Result<(), DbErr> {
+) -> Result<Counted, DbErr> {
     let now = now();
-    let current = attempts(db, key).await?;
-    // A lock that has run out starts a fresh count.
-    let expired = current.locked_until.is_some_and(|until| until <= now);
-    let failures = if expired { 1 } else { current.failures + 1 };
-    let locked_until = if failures >= i64::from(Ord::max(max, 1)) {
-        Some(now + lock)
-    } else if expired {
-        None
+    let max = i64::from(Ord::max(max, 1));
+    let until = now + lock;
+    let first_lock = (max == 1).then_some(until);
+    let stored = |name: &str| Expr::col((col(ATTEMPTS), col(name)));
+    let expired = stored("locked_until").lte(now);
+    // MySQL assigns left to right and later expressions see earlier assignments: there
+    // `failures` is already this attempt's count when `locked_until` is computed.
+    let this_attempt = if db.backend() == DbBackend::MySql {
+        stored("failures")
     } else {
-        current.locked_until
+        stored("failures").add(1i64)
     };
     let mut upsert = Query::insert();
     upsert
@@ -289,19 +363,53 @@ pub async fn record_failure(
             col("locked_until"),
             col("updated_at"),
         ])
-        .values_panic([key.into(), failures.into(), locked_until.into(), now.into()])
+        .values_panic([key.into(), 1i64.into(), first_lock.into(), now.into()])
         .on_conflict(
             OnConflict::column(col("key"))
-                .update_columns([col("failures"), col("locked_until"), col("updated_at")])
+                .value(
+                    col("failures"),
+                    Expr::case(expired.clone(), 1i64).finally(stored("failures").add(1i64)),
+                )
+                .value(
+                    col("locked_until"),
+                    Expr::case(expired, first_lock)
+                        .case(
+                            stored("locked_until").is_null().and(this_attempt.gte(max)),
+                            until,
+                        )
+                        .finally(stored("locked_until")),
+                )
+                .value(col("updated_at"), now)
                 .to_owned(),
         );
-    db.writer().execute(&upsert).await?;
-    let mut prune = Query::delete();
-    prune
-        .from_table(col(ATTEMPTS))
-        .and_where(Expr::col(col("updated_at")).lt(now - keep));
-    db.writer().execute(&prune).await?;
-    Ok(())
+    let mut read = Query::select();
+    read.columns([col("failures"), col("locked_until")])
+        .from(col(ATTEMPTS))
+        .and_where(Expr::col(col("key")).eq(key));
+    let row = if db.backend() == DbBackend::MySql {
+        // No RETURNING: the upsert's row lock holds until the read in the same transaction.
+        let transaction = db.writer().begin().await?;
+        transaction.execute(&upsert).await?;
+        let row = transaction.query_one(&read).await?;
+        transaction.commit().await?;
+        row
+    } else {
+        upsert.returning(Query::returning().columns([col("failures"), col("locked_until")]));
+        db.writer().query_one(&upsert).await?
+    };
+    let row = row.ok_or_else(|| DbErr::RecordNotFound(ATTEMPTS.into()))?;
+    let counted = Counted {
+        attempts: row.try_get_by_index(0)?,
+        locked_until: row.try_get_by_index(1)?,
+    };
+    if counted.attempts == 1 {
+        let mut prune = Query::delete();
+        prune
+            .from_table(col(ATTEMPTS))
+            .and_where(Expr::col(col("updated_at")).lt(now - keep));
+        db.writer().execute(&prune).await?;
+    }
+    Ok(counted)
 }
 
 /// Forgets the failures of a key (after a successful login or a password reset).

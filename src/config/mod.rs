@@ -29,6 +29,9 @@ pub struct ServerConfig {
     pub port: u16,
     pub env: Env,
     pub cors_origins: Vec<String>,
+    /// The origin browsers reach this server at (`scheme://host[:port]`, normalized); `None`: the
+    /// listen address (see `http::origin`).
+    pub public_url: Option<String>,
     pub body_limit: usize,
     pub max_limit: u32,
     pub static_dir: Option<PathBuf>,
@@ -335,8 +338,8 @@ pub(crate) fn decode<T: DeserializeOwned>(
     }
 }
 
-pub use sections::parse_duration;
 use sections::{build_auth, build_database, build_email, build_server};
+pub use sections::{parse_duration, web_origin};
 
 #[cfg(test)]
 mod tests {
@@ -395,6 +398,16 @@ mod tests {
                 "[server]\ncors_origins = [\"https://a.io/\"]\n",
                 &[],
                 &["server.cors_origins[0]: `https://a.io/` is not an origin"],
+            ),
+            (
+                "[server]\npublic_url = \"https://cms.example.com/admin\"\n",
+                &[],
+                &["server.public_url: `https://cms.example.com/admin` is not an origin"],
+            ),
+            (
+                "[server]\npublic_url = \"ftp://cms.example.com\"\n",
+                &[],
+                &["server.public_url: `ftp://cms.example.com` is not an origin"],
             ),
             (
                 "[auth]\njwt_expiry = \"soon\"\n",

@@ -10,6 +10,7 @@ pub struct RawServer {
     pub port: Option<u16>,
     pub env: Option<String>,
     pub cors_origins: Option<Vec<String>>,
+    pub public_url: Option<String>,
     pub body_limit: Option<String>,
     pub max_limit: Option<u32>,
     pub static_dir: Option<String>,

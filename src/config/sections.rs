@@ -79,15 +79,44 @@ pub(super) fn build_server(
             ));
         }
     }
+    let public_url = raw.public_url.and_then(|text| match web_origin(&text) {
+        Some(origin) => Some(origin),
+        None => {
+            diags.push(Diagnostic::new(
+                file,
+                "server.public_url",
+                format!(
+                    "`{text}` is not an origin (http:// or https://, a host, an optional port, no \
+                     path)"
+                ),
+            ));
+            None
+        }
+    });
     ServerConfig {
         host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
         port: raw.port.unwrap_or(8080),
         env,
         cors_origins: raw.cors_origins.unwrap_or_default(),
+        public_url,
         body_limit,
         max_limit: max_limit.max(1),
         static_dir: raw.static_dir.map(|dir| root.join(dir)),
     }
+}
+
+/// The serialized origin (`scheme://host[:port]`, lower-cased, default port dropped) of an
+/// `http://` or `https://` URL without path, query or credentials (a trailing `/` is allowed).
+pub fn web_origin(text: &str) -> Option<String> {
+    let url = url::Url::parse(text.trim()).ok()?;
+    let plain = matches!(url.scheme(), "http" | "https")
+        && url.has_host()
+        && url.path() == "/"
+        && url.query().is_none()
+        && url.fragment().is_none()
+        && url.username().is_empty()
+        && url.password().is_none();
+    plain.then(|| url.origin().ascii_serialization())
 }
 
 pub(super) fn build_database(

@@ -14,9 +14,11 @@ use super::credentials::{
     Presented, authenticate, check_origin, cookie_name, presented, unauthorized,
 };
 use super::error::ApiError;
-use super::form_errors;
+use super::{form_errors, origin};
 use crate::auth::{LoginResult, Principal, Tokens};
 use crate::config::Env;
+use crate::records;
+use crate::schema::FieldError;
 
 fn user_agent(request: &Request) -> Option<&str> {
     request
@@ -105,6 +107,86 @@ fn login_answer(
     }
 }
 
+/// The body of a form route (F in SPEC §5): JSON, or a form that passed the cross-site check
+/// (a form posted from another site is refused before anything is read or done), and the form's
+/// checked `redirect`.
+///
+/// # Errors
+/// 403 `csrf_failed` for a cross-site form post; as [`read_form_or_json`].
+pub(super) async fn read_form(
+    state: &State,
+    request: &Request,
+    body: Body,
+) -> Result<(Json, Option<String>), ApiError> {
+    origin::check_form_post(&state.origins, request)?;
+    read_form_or_json(request, body, state.lucent.config.server.body_limit).await
+}
+
+/// The body's fields, or a 400 for any other JSON value (an array, a string, ...).
+fn fields(body: &Json) -> Result<&serde_json::Map<String, Json>, ApiError> {
+    body.as_object().ok_or_else(|| {
+        records::Error::Validation(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )])
+        .into()
+    })
+}
+
+/// The string fields `names` of a body; every missing or mistyped one is listed at once.
+///
+/// # Errors
+/// 400 `validation_failed`.
+pub(super) fn strings<'a, const N: usize>(
+    body: &'a Json,
+    names: [&str; N],
+) -> Result<[&'a str; N], ApiError> {
+    let object = fields(body)?;
+    let mut errors = Vec::new();
+    let values = names.map(|name| match object.get(name) {
+        Some(Json::String(value)) => value.as_str(),
+        Some(_) => {
+            errors.push(FieldError::new(
+                name,
+                "invalid_type",
+                format!("{name} must be a string"),
+            ));
+            ""
+        }
+        None => {
+            errors.push(FieldError::new(
+                name,
+                "required",
+                format!("{name} is required (a string)"),
+            ));
+            ""
+        }
+    });
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(records::Error::Validation(errors).into())
+    }
+}
+
+/// An optional string field of a body.
+///
+/// # Errors
+/// 400 `validation_failed` for a body that is not an object or a value that is not a string.
+fn optional_string<'a>(body: &'a Json, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match fields(body)?.get(name) {
+        None => Ok(None),
+        Some(Json::String(value)) => Ok(Some(value)),
+        Some(_) => Err(records::Error::Validation(vec![FieldError::new(
+            name,
+            "invalid_type",
+            format!("{name} must be a string"),
+        )])
+        .into()),
+    }
+}
+
 /// The answer of a handler whose work may fail with an [`ApiError`].
 pub(super) fn done(result: Result<Response, ApiError>) -> Response {
     result.unwrap_or_else(IntoResponse::into_response)
@@ -119,10 +201,8 @@ pub async fn register(
 ) -> Response {
     let mut page = None;
     let result = async {
-        state.lucent.auth.config();
-        let (mut body, redirect) =
-            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
-        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
+        let (mut body, redirect) = read_form(&state, request, body).await?;
+        page = form_errors::form_page(&state.origins, request, &mut body, redirect.as_deref())?;
         let principal = authenticate(&state, request).await?;
         let result = state
             .lucent
@@ -157,17 +237,9 @@ pub async fn login(
             .and_then(|c| c.auth.as_ref())
             .map(|a| a.login_field.clone())
             .ok_or_else(ApiError::not_found)?;
-        let (mut body, redirect) =
-            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?;
-        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
-        let identifier = body
-            .get(&login_field)
-            .and_then(Json::as_str)
-            .unwrap_or_default();
-        let password = body
-            .get("password")
-            .and_then(Json::as_str)
-            .unwrap_or_default();
+        let (mut body, redirect) = read_form(&state, request, body).await?;
+        page = form_errors::form_page(&state.origins, request, &mut body, redirect.as_deref())?;
+        let [identifier, password] = strings(&body, [login_field.as_str(), "password"])?;
         let result = state
             .lucent
             .auth
@@ -196,9 +268,7 @@ pub async fn refresh(
             let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
             let token = if has_body {
                 let body = read_json(request, body, state.lucent.config.server.body_limit).await?;
-                body.get("refreshToken")
-                    .and_then(Json::as_str)
-                    .map(str::to_string)
+                optional_string(&body, "refreshToken")?.map(str::to_string)
             } else {
                 None
             };
@@ -238,12 +308,12 @@ pub async fn logout(
         auth_collection(&state, &slug)?;
         let has_body = request.headers().get(header::CONTENT_TYPE).is_some();
         let (mut body, redirect) = if has_body {
-            read_form_or_json(request, body, state.lucent.config.server.body_limit).await?
+            read_form(&state, request, body).await?
         } else {
             (json!({}), None)
         };
-        page = form_errors::form_page(request, &mut body, redirect.as_deref())?;
-        match body.get("refreshToken").and_then(Json::as_str) {
+        page = form_errors::form_page(&state.origins, request, &mut body, redirect.as_deref())?;
+        match optional_string(&body, "refreshToken")? {
             Some(token) => state.lucent.auth.logout_refresh_token(&slug, token).await?,
             None => {
                 let principal = own_principal(&state, request, &slug).await?;

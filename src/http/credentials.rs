@@ -2,7 +2,7 @@
 //! check on unsafe methods), or nobody. Bad credentials are an error, never anonymous.
 
 use poem::Request;
-use poem::http::{Method, StatusCode, header};
+use poem::http::{StatusCode, header};
 
 use super::State;
 use super::error::ApiError;
@@ -26,6 +26,14 @@ pub fn cookie_name(state: &State) -> &'static str {
     }
 }
 
+/// The token of an `Authorization: Bearer <token>` value; the scheme is case-insensitive
+/// (RFC 9110 §11.1: `bearer`, `Bearer` and `BEARER` are one scheme).
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once([' ', '\t'])?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
+}
+
 /// Reads the credentials of a request without checking them.
 ///
 /// # Errors
@@ -35,12 +43,7 @@ pub fn presented(state: &State, request: &Request) -> Result<Presented, ApiError
         let token = value
             .to_str()
             .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim)
-            .filter(|t| !t.is_empty())
+            .and_then(bearer_token)
             .ok_or_else(unauthorized)?;
         return Ok(Presented::Bearer(token.to_string()));
     }
@@ -60,48 +63,13 @@ pub fn unauthorized() -> ApiError {
     )
 }
 
-/// Whether an unsafe cookie-authenticated request comes from an allowed origin: the server's own
-/// (the `Origin` host equals the `Host` header) or one of `server.cors_origins`.
+/// Whether an unsafe cookie-authenticated request comes from an allowed origin (see
+/// [`super::origin`]).
 ///
 /// # Errors
 /// 403 `csrf_failed` otherwise.
 pub fn check_origin(state: &State, request: &Request) -> Result<(), ApiError> {
-    if matches!(
-        *request.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS
-    ) {
-        return Ok(());
-    }
-    let origin = request
-        .headers()
-        .get(header::ORIGIN)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let host = request
-        .headers()
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or_default();
-    let own = origin
-        .strip_prefix("http://")
-        .or_else(|| origin.strip_prefix("https://"))
-        .is_some_and(|authority| !host.is_empty() && authority.eq_ignore_ascii_case(host));
-    let listed = state
-        .lucent
-        .config
-        .server
-        .cors_origins
-        .iter()
-        .any(|allowed| allowed.eq_ignore_ascii_case(origin));
-    if own || listed {
-        Ok(())
-    } else {
-        Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            "csrf_failed",
-            "cookie-authenticated requests must come from an allowed Origin",
-        ))
-    }
+    super::origin::check_cookie_request(&state.origins, request)
 }
 
 /// Authenticates a request.
@@ -120,6 +88,29 @@ pub async fn authenticate(state: &State, request: &Request) -> Result<Principal,
         Presented::Cookie(value) => {
             check_origin(state, request)?;
             Ok(auth.authenticate_cookie(&value).await?)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bearer_token;
+
+    #[test]
+    fn the_bearer_scheme_is_case_insensitive() {
+        for (value, token) in [
+            ("Bearer abc", Some("abc")),
+            ("bearer abc", Some("abc")),
+            ("BEARER abc", Some("abc")),
+            ("BeArEr   abc ", Some("abc")),
+            ("Bearer\tabc", Some("abc")),
+            ("Bearer", None),
+            ("Bearer ", None),
+            ("Basic abc", None),
+            ("Bearerabc", None),
+            ("", None),
+        ] {
+            assert_eq!(bearer_token(value), token, "{value:?}");
         }
     }
 }

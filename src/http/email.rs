@@ -8,11 +8,9 @@ use poem::{Body, Request, Response, handler};
 use serde_json::{Value as Json, json};
 
 use super::State;
-use super::accounts::{done, token_response};
-use super::body::read_form_or_json;
+use super::accounts::{done, read_form, strings, token_response};
 use super::error::ApiError;
 use crate::auth::EmailError;
-use crate::schema::FieldError;
 
 /// The one answer of both request routes, whatever happens to the account behind it.
 const QUEUED: &str = "if an account with this address exists, an email is on its way";
@@ -51,33 +49,12 @@ fn finish(
     ))
 }
 
-/// The string fields `names` of a body; every missing one is listed at once.
-fn strings<'a, const N: usize>(body: &'a Json, names: [&str; N]) -> Result<[&'a str; N], ApiError> {
-    let mut missing = Vec::new();
-    let values = names.map(|name| match body.get(name).and_then(Json::as_str) {
-        Some(value) => value,
-        None => {
-            missing.push(FieldError::new(
-                name,
-                "required",
-                format!("{name} is required (a string)"),
-            ));
-            ""
-        }
-    });
-    if missing.is_empty() {
-        Ok(values)
-    } else {
-        Err(crate::records::Error::Validation(missing).into())
-    }
-}
-
 async fn read(
     request: &Request,
     body: Body,
     state: &State,
 ) -> Result<(Json, Option<String>), ApiError> {
-    read_form_or_json(request, body, state.lucent.config.server.body_limit).await
+    read_form(state, request, body).await
 }
 
 #[handler]

@@ -8,7 +8,7 @@
 //! page maps them to words, and no password ends up in a log or the browser history.
 //!
 //! The form page is the form's `error_redirect` field (checked like `redirect`: a relative path on
-//! this site), else the path of a same-origin `Referer`. Without either, the answer is the JSON
+//! this site), else the path of a `Referer` on the server's own origin. Without either, the answer is the JSON
 //! error as for any other request.
 
 use poem::http::{StatusCode, header};
@@ -17,6 +17,7 @@ use serde_json::Value as Json;
 
 use super::body::safe_redirect;
 use super::error::ApiError;
+use super::origin::Origins;
 
 /// The form field naming the page a failure goes back to.
 const FIELD: &str = "error_redirect";
@@ -27,6 +28,7 @@ const FIELD: &str = "error_redirect";
 /// # Errors
 /// 400 for an `error_redirect` that is not a relative path on this site.
 pub fn form_page(
+    origins: &Origins,
     request: &Request,
     body: &mut Json,
     success: Option<&str>,
@@ -39,29 +41,25 @@ pub fn form_page(
     if success.is_none() {
         return Ok(None);
     }
-    Ok(named.or_else(|| same_origin_referer(request)))
+    Ok(named.or_else(|| same_origin_referer(origins, request)))
 }
 
-/// The path and query of the `Referer` when it is a page of this very origin.
-fn same_origin_referer(request: &Request) -> Option<String> {
-    let header = |name| {
-        request
-            .headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-    };
-    let host = header(header::HOST);
-    let referer = header(header::REFERER);
-    let rest = referer
-        .strip_prefix("http://")
-        .or_else(|| referer.strip_prefix("https://"))?;
-    let (authority, path) = rest.split_at(rest.find('/').unwrap_or(rest.len()));
-    if host.is_empty() || !authority.eq_ignore_ascii_case(host) {
+/// The path and query of the `Referer` when it is a page of the server's own origin (scheme,
+/// host and port, as the cross-site check compares them).
+fn same_origin_referer(origins: &Origins, request: &Request) -> Option<String> {
+    let referer = request
+        .headers()
+        .get(header::REFERER)
+        .and_then(|v| v.to_str().ok())?;
+    if !origins.is_own(referer) {
         return None;
     }
-    let path = path.split('#').next().unwrap_or_default();
-    safe_redirect(if path.is_empty() { "/" } else { path }).ok()
+    let url = url::Url::parse(referer).ok()?;
+    let path = match url.query() {
+        Some(query) => format!("{}?{query}", url.path()),
+        None => url.path().to_string(),
+    };
+    safe_redirect(&path).ok()
 }
 
 /// The answer to a failed request: back to the form page when there is one, else the JSON error.

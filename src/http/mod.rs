@@ -9,6 +9,7 @@ mod email;
 pub mod error;
 mod form_errors;
 mod openapi;
+mod origin;
 mod static_files;
 
 use std::sync::{Arc, OnceLock};
@@ -34,16 +35,22 @@ pub(crate) struct State {
     pub openapi: Arc<String>,
     /// Swagger UI embeds ~1.5 MB of assets: rendered on first use, not held by idle servers.
     pub swagger: Arc<OnceLock<String>>,
+    /// Where cookie-authenticated requests and form posts may come from.
+    pub origins: Arc<origin::Origins>,
 }
 
-/// Every route of the app, with logging, panic catching and error envelopes around them.
+/// Every route of the app, with logging, panic catching and error envelopes around them. The
+/// server's own origin comes from `server.public_url`, else `server.host` and `server.port`
+/// (which [`serve`] sets to the address it bound).
 pub fn app(lucent: Lucent) -> impl Endpoint {
     let document = openapi::document(&lucent.config).to_string();
     let static_dir = lucent.config.server.static_dir.clone();
+    let origins = origin::Origins::new(&lucent.config.server);
     let state = State {
         lucent,
         openapi: Arc::new(document),
         swagger: Arc::new(OnceLock::new()),
+        origins: Arc::new(origins),
     };
     let routes = Route::new()
         .at("/api/health", get(health))
@@ -184,12 +191,16 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await?;
+    let mut bound = port;
     for addr in acceptor.local_addr() {
         if let Some(addr) = addr.as_socket_addr() {
             println!("listening on http://{addr}");
             tracing::info!(%addr, "listening");
+            bound = addr.port();
         }
     }
+    let lucent = listening_on(lucent, host, bound);
+
     let result = Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(
             app(lucent),
@@ -201,6 +212,29 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
     database.close().await;
     tracing::info!("stopped");
     result
+}
+
+/// `lucent` with `server.host` and `server.port` set to the address actually served (after
+/// `--host`/`--port`, with port 0 resolved), so the server's default origin is right.
+fn listening_on(mut lucent: Lucent, host: &str, port: u16) -> Lucent {
+    let mut config = (*lucent.config).clone();
+    config.server.host = host.to_string();
+    config.server.port = port;
+    let origins = origin::Origins::new(&config.server);
+    if config.server.public_url.is_none() {
+        let wildcard = host
+            .trim_matches(['[', ']'])
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_unspecified());
+        if wildcard || config.server.env == crate::config::Env::Prod {
+            tracing::warn!(
+                "server.public_url is not set: cookie-authenticated requests and form posts are                  accepted only from {} (and server.cors_origins); set server.public_url to the                  address browsers use",
+                origins.describe()
+            );
+        }
+    }
+    lucent.config = Arc::new(config);
+    lucent
 }
 
 async fn shutdown_signal() {

@@ -268,6 +268,18 @@ impl Records {
         })
     }
 
+    /// A stored document (or account) of `slug` as `principal` may see it: the one rendering of
+    /// every answer that shows a document — the collection routes, and `me`, login, register and
+    /// verify-email for accounts. Hidden fields and fields whose `read` rule denies this caller
+    /// for this document are removed.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown collection.
+    pub fn render(&self, principal: &Principal, slug: &str, doc: Doc) -> Result<Doc> {
+        let (collection, _, policy) = self.collection(slug)?;
+        Ok(self.shown(collection, policy, &Caller::new(principal), doc))
+    }
+
     /// A document as this caller sees it: hidden fields and fields whose read rule denies it for
     /// this document removed.
     fn shown(

@@ -38,10 +38,26 @@ impl Records {
     /// `Validation` listing every failing field, `Unique` for a taken value, `NotFound` for an
     /// unknown collection.
     pub async fn create(&self, principal: &Principal, slug: &str, body: &Json) -> Result<Doc> {
+        let stored = self.create_stored(principal, slug, body).await?;
+        self.render(principal, slug, stored)
+    }
+
+    /// [`Records::create`], answering the document as stored, hidden fields included: the caller
+    /// renders it ([`Records::render`]) for whoever the answer goes to (register shows a new
+    /// account as the account itself sees it).
+    ///
+    /// # Errors
+    /// As [`Records::create`].
+    pub(crate) async fn create_stored(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        body: &Json,
+    ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
         let caller = Caller::new(principal);
         caller.require_scope("write")?;
-        let data = body.as_object();
+        let data = Some(object(body)?);
         if !caller.allows(&policy.create, None, data) {
             return Err(denied(&caller, "you may not create documents here"));
         }
@@ -82,7 +98,7 @@ impl Records {
         let stamp = Value::Time(now).to_json();
         doc.insert("createdAt".into(), stamp.clone());
         doc.insert("updatedAt".into(), stamp);
-        Ok(self.shown(collection, policy, &caller, doc))
+        Ok(doc)
     }
 
     /// Changes the fields present in `body`; `null` clears a non-required field.
@@ -99,10 +115,10 @@ impl Records {
         let (collection, plan, policy) = self.collection(slug)?;
         let caller = Caller::new(principal);
         caller.require_scope("write")?;
+        let data = Some(object(body)?);
         let mut stored = self
             .load_readable(collection, plan, policy, &caller, id, true)
             .await?;
-        let data = body.as_object();
         if !caller.allows(&policy.update, Some(&stored), data) {
             return Err(denied(&caller, "you may not update this document"));
         }
@@ -263,13 +279,7 @@ impl Records {
         mode: Mode,
         stored: Option<&Doc>,
     ) -> Result<Vec<(usize, Value)>> {
-        let Some(object) = body.as_object() else {
-            return Err(Error::Validation(vec![FieldError::new(
-                "",
-                "invalid_type",
-                "the body must be a JSON object",
-            )]));
-        };
+        let object = object(body)?;
         let mut errors = Vec::new();
         let mut new_password = None;
         // `verified` is Lucent's, unless a field rule for this operation governs it (and, having
@@ -290,6 +300,13 @@ impl Records {
         });
         for (key, input) in object {
             if key == OLD_PASSWORD && collection.auth.is_some() {
+                if !input.is_string() {
+                    errors.push(FieldError::new(
+                        key,
+                        "invalid_type",
+                        format!("{key} must be a string"),
+                    ));
+                }
                 continue;
             }
             if SYSTEM_FIELDS.contains(&key.as_str()) {
@@ -477,6 +494,17 @@ impl Records {
             .and_where(Expr::col(Alias::new("id")).eq(id));
         Ok(self.db.writer().query_one(&select).await?.is_some())
     }
+}
+
+/// A body's fields; any other JSON (an array, a string, ...) is a 400 before any rule runs.
+fn object(body: &Json) -> Result<&Doc> {
+    body.as_object().ok_or_else(|| {
+        Error::Validation(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )])
+    })
 }
 
 /// Turns constraint failures into answers; anything else stays a database error.

@@ -49,7 +49,7 @@ email = {{ type = "email", unique = true }}
 }
 
 /// Every mail in the outbox addressed to `to`, oldest first.
-fn mails_to(server: &Server, to: &str) -> Vec<String> {
+pub fn mails_to(server: &Server, to: &str) -> Vec<String> {
     let Ok(entries) = std::fs::read_dir(server.path().join("outbox")) else {
         return Vec::new();
     };
@@ -66,7 +66,7 @@ fn mails_to(server: &Server, to: &str) -> Vec<String> {
 }
 
 /// Waits until `to` has at least `count` mails, and returns them.
-async fn wait_mails(server: &Server, to: &str, count: usize) -> Vec<String> {
+pub async fn wait_mails(server: &Server, to: &str, count: usize) -> Vec<String> {
     let started = Instant::now();
     loop {
         let mails = mails_to(server, to);
@@ -83,7 +83,7 @@ async fn wait_mails(server: &Server, to: &str, count: usize) -> Vec<String> {
 }
 
 /// The token of the first link to `http://app.test/<page>?token=` in a mail.
-fn token_in(mail: &str, page: &str) -> String {
+pub fn token_in(mail: &str, page: &str) -> String {
     let prefix = format!("http://app.test/{page}?token=");
     let start = mail
         .find(&prefix)

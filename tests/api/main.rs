@@ -4,6 +4,7 @@
 mod access;
 mod api_keys;
 mod auth;
+mod auth_hardening;
 mod browser;
 mod cli;
 mod collections;

@@ -76,7 +76,13 @@ impl Mailer {
             ))?;
         match &self.transport {
             Transport::File(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
+                // The mails hold live reset links: readable by the owner only (the folder, when
+                // Lucent creates it, 0700; each file 0600).
+                let mut folder = tokio::fs::DirBuilder::new();
+                folder.recursive(true);
+                #[cfg(unix)]
+                folder.mode(0o700);
+                folder.create(dir).await?;
                 let name = format!(
                     "{}-{}.eml",
                     chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ"),
@@ -84,7 +90,14 @@ impl Mailer {
                 );
                 // Written aside and renamed, so a reader of the folder never sees half a mail.
                 let partial = dir.join(format!(".{name}.partial"));
-                tokio::fs::write(&partial, message.formatted()).await?;
+                let mut file = tokio::fs::OpenOptions::new();
+                file.write(true).create_new(true);
+                #[cfg(unix)]
+                file.mode(0o600);
+                let mut file = file.open(&partial).await?;
+                tokio::io::AsyncWriteExt::write_all(&mut file, &message.formatted()).await?;
+                tokio::io::AsyncWriteExt::flush(&mut file).await?;
+                drop(file);
                 tokio::fs::rename(&partial, dir.join(&name)).await?;
                 tracing::info!(file = %name, subject = %mail.subject, "email written");
             }
