@@ -596,9 +596,9 @@ async fn the_origin_check_compares_scheme_host_and_port() {
         let localhost = format!("http://localhost:{port}");
         // (Origin, Sec-Fetch-Site, allowed without public_url, allowed with it)
         let cases: [(Option<&str>, Option<&str>, bool, bool); 8] = [
+            (Some(&https_listen), None, false, false),
             (Some(&listen), None, true, false),
             (Some(&localhost), None, true, false),
-            (Some(&https_listen), None, false, false),
             (Some(&other_port), None, false, false),
             (Some("https://cms.example.test"), None, false, true),
             (Some("http://cms.example.test"), None, false, false),
