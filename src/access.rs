@@ -71,7 +71,8 @@ impl Policies {
     /// Compiles every predicate of `schema`.
     ///
     /// # Errors
-    /// Every predicate that does not parse or check, located by file, key path and column.
+    /// Every predicate that does not parse or check, located by file, key path and column; also
+    /// (with only those diagnostics) a schema with [`crate::schema::Gaps`].
     pub fn compile(schema: &Schema) -> Result<Self, Diagnostics> {
         let mut diags = Diagnostics::default();
         let mut collections = Vec::new();
@@ -130,7 +131,9 @@ impl Policies {
                 });
             }
         }
-        if !diags.is_empty() {
+        // A schema with gaps comes from a configuration with errors: its rules were checked
+        // for what they can tell, never to be served.
+        if !diags.is_empty() || !schema.gaps.is_empty() {
             return Err(diags);
         }
         let anonymous = Env {

@@ -31,27 +31,27 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file.display())?;
+        if !self.path.is_empty() {
+            write!(f, "{}", self.path)?;
+        }
         match &self.snippet {
-            None => write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.path,
-                self.message
-            ),
+            None if self.path.is_empty() => write!(f, "{}", self.message),
+            None => write!(f, ": {}", self.message),
             Some((source, column)) => {
+                // The column counts characters from the start of the predicate; a predicate
+                // written over several lines shows the line the column falls on.
+                let before: String = source.chars().take(column.saturating_sub(1)).collect();
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let line_number = before.matches('\n').count() + 1;
+                let offset = before[line_start..].chars().count();
+                let line = source[line_start..].lines().next().unwrap_or("");
                 write!(
                     f,
-                    "{}: {}:1:{}: {}",
-                    self.file.display(),
-                    self.path,
-                    column,
-                    self.message
-                )?;
-                write!(
-                    f,
-                    "\n    {source}\n    {}^",
-                    " ".repeat(column.saturating_sub(1))
+                    ":{line_number}:{}: {}\n    {line}\n    {}^",
+                    offset + 1,
+                    self.message,
+                    " ".repeat(offset)
                 )
             }
         }

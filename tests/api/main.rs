@@ -5,6 +5,7 @@ mod access;
 mod api_keys;
 mod auth;
 mod browser;
+mod check;
 mod cli;
 mod collections;
 mod email;
