@@ -8,6 +8,7 @@
 
 #[cfg(test)]
 mod agreement;
+mod analysis;
 mod ast;
 mod check;
 mod error;
@@ -22,6 +23,7 @@ use sea_orm::DbBackend;
 use sea_orm::sea_query::Condition;
 use serde_json::{Map, Value as Json};
 
+pub use analysis::{Suspect, UserRead};
 pub use check::MAX_PATTERN;
 pub use error::RuleError;
 pub use lex::MAX_SOURCE_BYTES;

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use crate::helpers::lucent_bin;
+use crate::helpers::{Server, assert_error, backends, decode, lucent_bin};
 
 /// Runs `lucent <command> --config lucent.toml` in `dir`: success, stdout, stderr.
 fn run_in(dir: &Path, command: &str) -> (bool, String, String) {
@@ -172,4 +172,207 @@ read = "user.role == 'admin' && doc.athor == user.id"
         ),
         "{stderr}"
     );
+}
+
+/// Starts `lucent serve` on `dir`, waits until it listens, stops it: its stderr.
+fn serve_output(dir: &Path) -> String {
+    use std::io::{BufRead, BufReader};
+    use std::process::Stdio;
+    let mut child = Command::new(lucent_bin())
+        .args(["serve", "--port", "0", "--config"])
+        .arg(dir.join("lucent.toml"))
+        .env_remove("LUCENT_ENV")
+        .env_remove("LUCENT_DATABASE_URL")
+        .env("LUCENT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    for line in stdout.lines() {
+        if line.unwrap().starts_with("listening on ") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let output = child.wait_with_output().unwrap();
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// `members` set their own `role`; `posts` rules read `user.role`, one of them only for `users`.
+const SELF_SET: &str = r#"
+[collections.users]
+auth = true
+[collections.users.fields]
+role = { type = "select", options = ["admin", "user"], default = "user", access = { create = "user.collection == 'users' && user.role == 'admin'", update = "user.collection == 'users' && user.role == 'admin'" } }
+[collections.users.access]
+read = "doc.id == user.id"
+update = "doc.id == user.id"
+delete = "false"
+[collections.members]
+auth = { login_field = "username" }
+[collections.members.fields]
+role = { type = "string" }
+[collections.members.access]
+read = "doc.id == user.id"
+update = "doc.id == user.id"
+delete = "doc.id == user.id"
+[collections.posts.fields]
+title = { type = "string" }
+[collections.posts.access]
+read = "true"
+create = "true"
+update = "user.collection == 'users' && user.role == 'admin'"
+delete = "user.role == 'admin'"
+"#;
+
+#[test]
+fn check_and_serve_warn_about_open_reads_and_self_set_user_fields() {
+    let dir = project(
+        &format!(
+            "{SELF_SET}[collections.notes.fields]\ntext = {{ type = \"text\" }}\n[collections.notes.access]\nupdate = \"false\"\ndelete = \"false\"\n"
+        ),
+        &[],
+    );
+    let (ok, _, check) = run_in(dir.path(), "check");
+    assert!(ok, "{check}");
+    let serve = serve_output(dir.path());
+    for stderr in [&check, &serve] {
+        let warnings: Vec<&str> = stderr
+            .lines()
+            .filter(|l| l.contains("lucent.toml: "))
+            .collect();
+        assert_eq!(warnings.len(), 2, "{stderr}");
+        assert!(
+            stderr.contains("collection `notes` leaves read to the default `user != null` while users, members allows anonymous registration, so any visitor can sign up and then read all its documents"),
+            "{stderr}"
+        );
+        assert!(
+            stderr.contains("lucent.toml: collections.posts.access.delete: reads `user.role`, which accounts of `members` can set for themselves, so any of them can pass this rule: if the rule is meant for `users` accounts, add `user.collection == 'users'` to it"),
+            "{stderr}"
+        );
+    }
+}
+
+/// What the warning is about: a `members` account that gave itself `role = "admin"` passes
+/// `user.role == 'admin'`, and not `user.collection == 'users' && user.role == 'admin'`.
+#[tokio::test]
+async fn a_self_set_role_passes_only_rules_that_do_not_name_the_collection() {
+    use reqwest::Method;
+    use serde_json::json;
+    for backend in backends() {
+        let server = Server::start(&backend, SELF_SET).await;
+        let (status, body) = server
+            .post(
+                "/api/members/register",
+                &json!({"username": "mallory", "password": "correct horse battery staple", "role": "admin"}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        let as_member = |method: Method, path: String, body: Option<serde_json::Value>| {
+            let mut request = server
+                .client
+                .request(method, server.url(&path))
+                .bearer_auth(&token);
+            if let Some(body) = body {
+                request = request.json(&body);
+            }
+            async move { decode(request.send().await.unwrap()).await }
+        };
+        let (status, post) = server.post("/api/posts", &json!({"title": "x"})).await;
+        assert_eq!(status, 201, "{post}");
+        let path = format!("/api/posts/{}", post["doc"]["id"].as_str().unwrap());
+        let denied = as_member(Method::PATCH, path.clone(), Some(json!({"title": "y"}))).await;
+        assert_error(&denied, 403, "forbidden");
+        let (status, body) = as_member(Method::DELETE, path.clone(), None).await;
+        assert!(status.is_success(), "{status} {body}");
+    }
+}
+
+/// The example project: sign-up is open, so an account sees only itself in `users` (admins see
+/// all), and `lucent check` has nothing to warn about.
+#[tokio::test]
+async fn the_example_project_keeps_accounts_from_listing_each_other() {
+    use reqwest::Method;
+    use serde_json::json;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = std::fs::read_to_string(root.join("lucent.toml")).unwrap();
+    let posts = std::fs::read_to_string(root.join("schemas/posts.toml")).unwrap();
+    let dir = project(&config, &[("schemas/posts.toml", &posts)]);
+    let (ok, _, stderr) = run_in(dir.path(), "check");
+    assert!(ok && !stderr.contains("warning"), "{stderr}");
+
+    for backend in backends() {
+        let server =
+            Server::start_with(&backend, &config, &[("schemas/posts.toml", &posts)], &[]).await;
+        let mut tokens = Vec::new();
+        let mut ids = Vec::new();
+        for email in ["ann@example.com", "bob@example.com"] {
+            let (status, body) = server
+                .post(
+                    "/api/users/register",
+                    &json!({"email": email, "password": "correct horse battery staple"}),
+                )
+                .await;
+            assert_eq!(status, 201, "{body}");
+            tokens.push(body["token"].as_str().unwrap().to_string());
+            ids.push(body["user"]["id"].as_str().unwrap().to_string());
+        }
+        let get = |token: &str, path: String| {
+            let request = server
+                .client
+                .request(Method::GET, server.url(&path))
+                .bearer_auth(token);
+            async move { decode(request.send().await.unwrap()).await }
+        };
+        let (status, page) = get(&tokens[0], "/api/users".into()).await;
+        assert_eq!(status, 200, "{page}");
+        assert_eq!(page["totalDocs"], 1, "{page}");
+        assert_eq!(page["docs"][0]["id"], ids[0].as_str());
+        let other = get(&tokens[0], format!("/api/users/{}", ids[1])).await;
+        assert_error(&other, 404, "not_found");
+        let (status, own) = get(&tokens[0], format!("/api/users/{}", ids[0])).await;
+        assert_eq!(status, 200, "{own}");
+
+        let admin = make_admin(&server);
+        let (status, body) = server
+            .post(
+                "/api/users/login",
+                &json!({"email": admin, "password": "correct horse battery staple"}),
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let (_, page) = get(body["token"].as_str().unwrap(), "/api/users".into()).await;
+        assert_eq!(page["totalDocs"], 3, "{page}");
+    }
+}
+
+/// `lucent user create --set role=admin` on the server's project and database: its email.
+fn make_admin(server: &Server) -> &'static str {
+    use std::process::Stdio;
+    let mut command = Command::new(lucent_bin());
+    command
+        .args(["user", "create", "--config"])
+        .arg(server.path().join("lucent.toml"))
+        .args(["--collection", "users", "--email", "root@example.com"])
+        .args(["--password-stdin", "--set", "role=admin"])
+        .env("LUCENT_LOG", "warn")
+        .env_remove("LUCENT_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    if let Some(url) = &server.database_url {
+        command.env("LUCENT_DATABASE_URL", url);
+    }
+    let mut child = command.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        b"correct horse battery staple\n",
+    )
+    .unwrap();
+    assert!(child.wait_with_output().unwrap().status.success());
+    "root@example.com"
 }
