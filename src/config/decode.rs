@@ -81,7 +81,7 @@ fn relative_path(segments: &[&Segment]) -> String {
                 if !out.is_empty() {
                     out.push('.');
                 }
-                out.push_str(key);
+                out.push_str(&super::key(key));
             }
             Segment::Seq { index } => out.push_str(&format!("[{index}]")),
             Segment::Enum { variant } => {
@@ -122,7 +122,12 @@ fn remove_key(value: &mut toml::Value, segments: &[&Segment]) -> Option<String> 
         table = table.get_mut(*key)?.as_table_mut()?;
     }
     table.remove(*last)?;
-    Some(keys.join("."))
+    Some(
+        keys.iter()
+            .map(|k| super::key(k))
+            .collect::<Vec<_>>()
+            .join("."),
+    )
 }
 
 /// The key named by serde's `missing field `x``.

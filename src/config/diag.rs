@@ -1,7 +1,19 @@
 //! Config diagnostics: one problem, located by file and key path (and, for predicates, a column).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
+
+/// A table key as one segment of a dotted key path: quoted when it is empty or would read as
+/// more than one segment (`""`, `"a.b"`), so every path names exactly one place.
+pub fn key(name: &str) -> Cow<'_, str> {
+    if name.is_empty() || name.contains(['.', '"', '[', ']']) || name.chars().any(char::is_control)
+    {
+        Cow::Owned(format!("{name:?}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
 
 /// One problem found while loading the configuration.
 #[derive(Debug, Clone, PartialEq)]

@@ -4,6 +4,8 @@
 mod decode;
 mod diag;
 mod env;
+#[cfg(test)]
+mod fuzz;
 pub mod raw;
 mod sections;
 
@@ -13,7 +15,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 
 pub(crate) use decode::{Decoded, decode};
-pub use diag::{Diagnostic, Diagnostics};
+pub use diag::{Diagnostic, Diagnostics, key};
 use raw::{RawAuth, RawDatabase, RawEmail, RawServer};
 
 use crate::schema::{self, Schema};
@@ -205,14 +207,14 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
                 match value {
                     toml::Value::Table(table) => sources.push(schema::Source {
                         file: path.to_path_buf(),
-                        prefix: format!("collections.{slug}."),
+                        prefix: format!("collections.{}.", key(&slug)),
                         slug: Some(slug),
                         table,
                     }),
                     _ => {
                         diags.push(Diagnostic::new(
                             path,
-                            format!("collections.{slug}"),
+                            format!("collections.{}", key(&slug)),
                             "expected a table",
                         ));
                         complete = false;
@@ -229,8 +231,12 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
             complete = false;
         }
     }
-    for key in doc.keys() {
-        diags.push(Diagnostic::new(path, key, format!("unknown key `{key}`")));
+    for name in doc.keys() {
+        diags.push(Diagnostic::new(
+            path,
+            key(name),
+            format!("unknown key `{name}`"),
+        ));
     }
     if let Some(dir) = schemas_dir {
         complete &= collect_schema_files(&root.join(dir), lookup, &mut sources, &mut diags);

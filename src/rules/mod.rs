@@ -13,6 +13,8 @@ mod ast;
 mod check;
 mod error;
 mod eval;
+#[cfg(test)]
+mod fuzz;
 mod lex;
 mod parse;
 mod sql;

@@ -12,7 +12,7 @@ use super::{
     OnDelete, PredicateSource, SYSTEM_FIELDS, Schema, Unsure, Value,
 };
 use crate::config::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
-use crate::config::{Decoded, Diagnostic, Diagnostics, decode, parse_duration};
+use crate::config::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 
 static SLUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
@@ -134,7 +134,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
         slug,
         mut table,
     } = source;
-    let at = |key: &str| format!("{prefix}{key}");
+    let at = |path: &str| format!("{prefix}{path}");
     // Taken key by key, so one bad key does not hide the problems of the rest.
     let mut text = |key: &str, diags: &mut Diagnostics| match table.remove(key) {
         None => None,
@@ -162,11 +162,11 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
             toml::Table::new()
         }
     };
-    for key in table.keys() {
+    for name in table.keys() {
         diags.push(Diagnostic::new(
             &file,
-            at(key),
-            format!("unknown key `{key}` (expected slug, label, auth, fields or access)"),
+            at(&key(name)),
+            format!("unknown key `{name}` (expected slug, label, auth, fields or access)"),
         ));
     }
     if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
@@ -175,7 +175,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
 
     let mut fields = Vec::new();
     for (name, value) in field_table {
-        let path = at(&format!("fields.{name}"));
+        let path = format!("{prefix}fields.{}", key(&name));
         if SYSTEM_FIELDS.contains(&name.as_str()) {
             diags.push(Diagnostic::new(
                 &file,
