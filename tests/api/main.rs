@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod collections;
 mod email;
+mod fuzz;
 mod helpers;
 mod lists;
 mod migrations;
