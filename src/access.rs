@@ -1,6 +1,8 @@
 //! Access policies: every collection and field predicate compiled once at startup (with the
 //! defaults of SPEC §6 filled in), and the decisions records make with them.
 
+mod warnings;
+
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -31,7 +33,8 @@ pub struct CollectionPolicy {
     pub create: Rule,
     pub update: Rule,
     pub delete: Rule,
-    /// Whether `update`/`delete` were left to the default (for the open-registration warning).
+    /// Which of `read`, `update` and `delete` were left to the default (for the
+    /// open-registration warning).
     pub defaulted: Vec<&'static str>,
     /// By field index.
     pub fields: Vec<FieldPolicy>,
@@ -71,7 +74,8 @@ impl Policies {
     /// Compiles every predicate of `schema`.
     ///
     /// # Errors
-    /// Every predicate that does not parse or check, located by file, key path and column.
+    /// Every predicate that does not parse or check, located by file, key path and column; also
+    /// (with only those diagnostics) a schema with [`crate::schema::Gaps`].
     pub fn compile(schema: &Schema) -> Result<Self, Diagnostics> {
         let mut diags = Diagnostics::default();
         let mut collections = Vec::new();
@@ -111,6 +115,9 @@ impl Policies {
                 })
                 .collect();
             let mut defaulted = Vec::new();
+            if access.read.is_none() {
+                defaulted.push("read");
+            }
             if access.update.is_none() {
                 defaulted.push("update");
             }
@@ -130,37 +137,12 @@ impl Policies {
                 });
             }
         }
-        if !diags.is_empty() {
+        // A schema with gaps comes from a configuration with errors: its rules were checked
+        // for what they can tell, never to be served.
+        if !diags.is_empty() || !schema.gaps.is_empty() {
             return Err(diags);
         }
-        let anonymous = Env {
-            user: None,
-            now: Utc::now(),
-            doc: None,
-            data: Some(&Map::new()),
-        };
-        let open_signup: Vec<&str> = schema
-            .collections
-            .iter()
-            .zip(&collections)
-            .filter(|(c, p)| c.auth.is_some() && p.create.eval(&anonymous))
-            .map(|(c, _)| c.slug.as_str())
-            .collect();
-        let mut warnings = Vec::new();
-        if !open_signup.is_empty() {
-            for (collection, policy) in schema.collections.iter().zip(&collections) {
-                if !policy.defaulted.is_empty() {
-                    warnings.push(format!(
-                        "{}: collection `{}` leaves {} to the default `user != null` while {} allows anonymous registration, so any visitor can sign up and then {} its documents",
-                        collection.file.display(),
-                        collection.slug,
-                        policy.defaulted.join(" and "),
-                        open_signup.join(", "),
-                        policy.defaulted.join(" and "),
-                    ));
-                }
-            }
-        }
+        let warnings = warnings::collect(schema, &collections);
         Ok(Self {
             collections: Arc::new(collections),
             warnings,

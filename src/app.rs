@@ -39,16 +39,25 @@ impl Lucent {
     /// # Errors
     /// Every config problem, or a database that cannot be reached or set up.
     pub async fn from_config_file(path: &Path) -> Result<Self, StartError> {
-        let config = config::load(path)?;
-        Self::from_config(config).await
+        let (config, policies) = load_checked(path)?;
+        Self::start(config, policies).await
     }
 
     /// As [`Lucent::from_config_file`], from an already loaded config.
     ///
     /// # Errors
-    /// A database that cannot be reached or set up.
+    /// A predicate that does not compile, or a database that cannot be reached or set up.
     pub async fn from_config(config: Config) -> Result<Self, StartError> {
         let policies = Policies::compile(&config.schema)?;
+        Self::start(config, policies).await
+    }
+
+    /// Starts from a config and its compiled rules (see [`load_checked`]), logging the rules'
+    /// warnings.
+    ///
+    /// # Errors
+    /// A database that cannot be reached or set up.
+    pub async fn start(config: Config, policies: Policies) -> Result<Self, StartError> {
         for warning in &policies.warnings {
             tracing::warn!("{warning}");
         }
@@ -88,6 +97,23 @@ impl Lucent {
 
     pub fn database(&self) -> &Database {
         self.records.database()
+    }
+}
+
+/// Loads the config at `path` and compiles its rules, gathering every problem of both in one
+/// list: the rules of every collection that could be built are checked even when others could
+/// not (`lucent check` and `serve` report everything at once).
+///
+/// # Errors
+/// Every config and rule problem, each located.
+pub fn load_checked(path: &Path) -> Result<(Config, Policies), Diagnostics> {
+    let (config, mut diags) = config::load_partial(path, &|name| std::env::var(name).ok());
+    match Policies::compile(&config.schema) {
+        Ok(policies) => diags.finish((config, policies)),
+        Err(rule_errors) => {
+            diags.0.extend(rule_errors.0);
+            Err(diags)
+        }
     }
 }
 

@@ -11,7 +11,6 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 use crate::Lucent;
-use crate::access::Policies;
 use crate::config::{self, Config};
 use crate::schema::FieldKind;
 
@@ -104,17 +103,12 @@ fn report<T>(loaded: Result<T, config::Diagnostics>) -> Option<T> {
 }
 
 fn check(path: PathBuf) -> ExitCode {
-    // `serve` compiles the predicates when it builds the app; `check` does it here, warnings too.
-    let loaded = config::load(&path).and_then(|config| {
-        let policies = Policies::compile(&config.schema)?;
-        for warning in &policies.warnings {
-            eprintln!("warning: {warning}");
-        }
-        Ok(config)
-    });
-    let Some(config) = report(loaded) else {
+    let Some((config, policies)) = report(crate::app::load_checked(&path)) else {
         return ExitCode::FAILURE;
     };
+    for warning in &policies.warnings {
+        eprintln!("warning: {warning}");
+    }
     println!(
         "{}: ok, {} collection(s)",
         path.display(),
@@ -146,12 +140,12 @@ fn check(path: PathBuf) -> ExitCode {
 }
 
 async fn serve(path: PathBuf, host: Option<String>, port: Option<u16>) -> ExitCode {
-    let Some(config) = load(&path) else {
+    let Some((config, policies)) = report(crate::app::load_checked(&path)) else {
         return ExitCode::FAILURE;
     };
     let host = host.unwrap_or_else(|| config.server.host.clone());
     let port = port.unwrap_or(config.server.port);
-    let lucent = match Lucent::from_config(config).await {
+    let lucent = match Lucent::start(config, policies).await {
         Ok(lucent) => lucent,
         Err(e) => {
             eprintln!("lucent: {e}");

@@ -1,7 +1,19 @@
 //! Config diagnostics: one problem, located by file and key path (and, for predicates, a column).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::path::PathBuf;
+
+/// A table key as one segment of a dotted key path: quoted when it is empty or would read as
+/// more than one segment (`""`, `"a.b"`), so every path names exactly one place.
+pub fn key(name: &str) -> Cow<'_, str> {
+    if name.is_empty() || name.contains(['.', '"', '[', ']']) || name.chars().any(char::is_control)
+    {
+        Cow::Owned(format!("{name:?}"))
+    } else {
+        Cow::Borrowed(name)
+    }
+}
 
 /// One problem found while loading the configuration.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,27 +43,27 @@ impl Diagnostic {
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: ", self.file.display())?;
+        if !self.path.is_empty() {
+            write!(f, "{}", self.path)?;
+        }
         match &self.snippet {
-            None => write!(
-                f,
-                "{}: {}: {}",
-                self.file.display(),
-                self.path,
-                self.message
-            ),
+            None if self.path.is_empty() => write!(f, "{}", self.message),
+            None => write!(f, ": {}", self.message),
             Some((source, column)) => {
+                // The column counts characters from the start of the predicate; a predicate
+                // written over several lines shows the line the column falls on.
+                let before: String = source.chars().take(column.saturating_sub(1)).collect();
+                let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+                let line_number = before.matches('\n').count() + 1;
+                let offset = before[line_start..].chars().count();
+                let line = source[line_start..].lines().next().unwrap_or("");
                 write!(
                     f,
-                    "{}: {}:1:{}: {}",
-                    self.file.display(),
-                    self.path,
-                    column,
-                    self.message
-                )?;
-                write!(
-                    f,
-                    "\n    {source}\n    {}^",
-                    " ".repeat(column.saturating_sub(1))
+                    ":{line_number}:{}: {}\n    {line}\n    {}^",
+                    offset + 1,
+                    self.message,
+                    " ".repeat(offset)
                 )
             }
         }

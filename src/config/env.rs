@@ -42,9 +42,9 @@ pub fn interpolate(
         toml::Value::Table(table) => {
             for (key, item) in table.iter_mut() {
                 let child = if path.is_empty() {
-                    key.clone()
+                    super::key(key).into_owned()
                 } else {
-                    format!("{path}.{key}")
+                    format!("{path}.{}", super::key(key))
                 };
                 interpolate(item, &child, lookup, missing);
             }

@@ -1,8 +1,11 @@
 //! Configuration: `lucent.toml` plus `schemas/*.toml`, environment interpolation, every problem
 //! collected with its file and key path before loading fails.
 
+mod decode;
 mod diag;
 mod env;
+#[cfg(test)]
+mod fuzz;
 pub mod raw;
 mod sections;
 
@@ -11,7 +14,8 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 
-pub use diag::{Diagnostic, Diagnostics};
+pub(crate) use decode::{Decoded, decode};
+pub use diag::{Diagnostic, Diagnostics, key};
 use raw::{RawAuth, RawDatabase, RawEmail, RawServer};
 
 use crate::schema::{self, Schema};
@@ -155,15 +159,30 @@ pub fn load(path: &Path) -> Result<Config, Diagnostics> {
 }
 
 /// [`load`] with an explicit environment, for tests.
+///
+/// # Errors
+/// Every problem in every file, each with its location.
 pub fn load_with_env(
     path: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Config, Diagnostics> {
+    let (config, diags) = load_partial(path, lookup);
+    diags.finish(config)
+}
+
+/// Loads what can be loaded and reports every problem found: the config holds every collection
+/// that could be built, and its `schema.gaps` say what may be missing, so that the rules of the
+/// rest can still be checked (`app::load_checked` does). A config that comes with problems must
+/// not be served.
+pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Config, Diagnostics) {
     let mut diags = Diagnostics::default();
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let Some(mut doc) = read_toml(path, lookup, &mut diags) else {
-        return Err(diags);
-    };
+    // Whether every collection's table was read: otherwise any slug may exist.
+    let mut complete = true;
+    let mut doc = read_toml(path, lookup, &mut diags).unwrap_or_else(|| {
+        complete = false;
+        toml::Table::new()
+    });
 
     let schemas_dir = match doc.remove("schemas") {
         None => Some("schemas".to_string()),
@@ -174,6 +193,7 @@ pub fn load_with_env(
                 "schemas",
                 "expected a string (a folder path)",
             ));
+            complete = false;
             None
         }
     };
@@ -190,29 +210,39 @@ pub fn load_with_env(
                 match value {
                     toml::Value::Table(table) => sources.push(schema::Source {
                         file: path.to_path_buf(),
-                        prefix: format!("collections.{slug}."),
+                        prefix: format!("collections.{}.", key(&slug)),
                         slug: Some(slug),
                         table,
                     }),
-                    _ => diags.push(Diagnostic::new(
-                        path,
-                        format!("collections.{slug}"),
-                        "expected a table",
-                    )),
+                    _ => {
+                        diags.push(Diagnostic::new(
+                            path,
+                            format!("collections.{}", key(&slug)),
+                            "expected a table",
+                        ));
+                        complete = false;
+                    }
                 }
             }
         }
-        Some(_) => diags.push(Diagnostic::new(
-            path,
-            "collections",
-            "expected a table of collections",
-        )),
+        Some(_) => {
+            diags.push(Diagnostic::new(
+                path,
+                "collections",
+                "expected a table of collections",
+            ));
+            complete = false;
+        }
     }
-    for key in doc.keys() {
-        diags.push(Diagnostic::new(path, key, format!("unknown key `{key}`")));
+    for name in doc.keys() {
+        diags.push(Diagnostic::new(
+            path,
+            key(name),
+            format!("unknown key `{name}`"),
+        ));
     }
     if let Some(dir) = schemas_dir {
-        collect_schema_files(&root.join(dir), lookup, &mut sources, &mut diags);
+        complete &= collect_schema_files(&root.join(dir), lookup, &mut sources, &mut diags);
     }
 
     let server = build_server(server, path, &root, lookup, &mut diags);
@@ -226,21 +256,17 @@ pub fn load_with_env(
         ));
     }
     let email = build_email(email, path, &root, &mut diags);
-    let schema = match Schema::build(sources) {
-        Ok(schema) => schema,
-        Err(errors) => {
-            diags.0.extend(errors.0);
-            Schema::default()
-        }
-    };
-    diags.finish(Config {
+    let (schema, schema_diags) = Schema::build_partial(sources, complete);
+    diags.0.extend(schema_diags.0);
+    let config = Config {
         file: path.to_path_buf(),
         server,
         database,
         auth,
         email,
         schema,
-    })
+    };
+    (config, diags)
 }
 
 fn read_toml(
@@ -258,10 +284,17 @@ fn read_toml(
     let table: toml::Table = match toml::from_str(&text) {
         Ok(table) => table,
         Err(e) => {
+            let at = e
+                .span()
+                .map(|span| {
+                    let (line, column) = line_column(&text, span.start);
+                    format!(" at line {line}, column {column}")
+                })
+                .unwrap_or_default();
             diags.push(Diagnostic::new(
                 path,
                 "",
-                format!("invalid TOML: {}", e.to_string().trim()),
+                format!("invalid TOML{at}: {}", e.message().trim()),
             ));
             return None;
         }
@@ -282,15 +315,27 @@ fn read_toml(
     }
 }
 
+/// 1-based line and character column of a byte offset.
+fn line_column(text: &str, offset: usize) -> (usize, usize) {
+    let before = text.get(..offset.min(text.len())).unwrap_or(text);
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (
+        before.matches('\n').count() + 1,
+        before[line_start..].chars().count() + 1,
+    )
+}
+
+/// Adds a source for every `*.toml` file of `dir`; false when one could not be read.
 fn collect_schema_files(
     dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
     sources: &mut Vec<schema::Source>,
     diags: &mut Diagnostics,
-) {
+) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
-        return; // a missing folder means no collection files
+        return true; // a missing folder means no collection files
     };
+    let mut complete = true;
     let mut files: Vec<PathBuf> = entries
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.extension().is_some_and(|ext| ext == "toml"))
@@ -305,8 +350,11 @@ fn collect_schema_files(
                 slug: stem,
                 table,
             });
+        } else {
+            complete = false;
         }
     }
+    complete
 }
 
 /// Deserializes one top-level section on its own, so its errors carry its name.
@@ -318,23 +366,7 @@ pub(crate) fn section<T: DeserializeOwned + Default>(
 ) -> T {
     match doc.remove(key) {
         None => T::default(),
-        Some(value) => decode(value, file, key, diags).unwrap_or_default(),
-    }
-}
-
-/// Deserializes `value`, reporting a failure at `path`.
-pub(crate) fn decode<T: DeserializeOwned>(
-    value: toml::Value,
-    file: &Path,
-    path: &str,
-    diags: &mut Diagnostics,
-) -> Option<T> {
-    match value.try_into::<T>() {
-        Ok(parsed) => Some(parsed),
-        Err(e) => {
-            diags.push(Diagnostic::new(file, path, e.message().trim().to_string()));
-            None
-        }
+        Some(value) => decode(value, file, key, diags).value.unwrap_or_default(),
     }
 }
 
@@ -361,7 +393,10 @@ mod tests {
             Err(errors) => errors
                 .0
                 .iter()
-                .map(|d| format!("{}: {}", d.path, d.message))
+                .map(|d| match d.path.as_str() {
+                    "" => d.message.clone(),
+                    path => format!("{path}: {}", d.message),
+                })
                 .collect(),
         }
     }
@@ -383,7 +418,37 @@ mod tests {
                 &["server.host: environment variable `HOST` is not set and has no default"],
             ),
             ("nope = 1\n", &[], &["nope: unknown key `nope`"]),
-            ("[server]\nprt = 1\n", &[], &["server: unknown field `prt`"]),
+            (
+                "[server]\nprt = 1\n",
+                &[],
+                &["server.prt: unknown key `prt`"],
+            ),
+            // Type errors name their key and say what TOML value was expected.
+            (
+                "[collections.posts.fields]\ntitle = { type = \"string\", max_length = \"long\" }\n",
+                &[],
+                &[
+                    "collections.posts.fields.title.max_length: expected a non-negative integer, found the string \"long\"",
+                ],
+            ),
+            (
+                "[server]\nport = \"eighty\"\nenv = \"qa\"\n",
+                &[],
+                &[
+                    "server.port: expected an integer from 0 to 65535",
+                    "server.env: expected \"dev\" or \"prod\"",
+                ],
+            ),
+            (
+                "server = 5\n",
+                &[],
+                &["server: expected a table, found the integer 5"],
+            ),
+            (
+                "[server]\nport = 1\nport = 2\n",
+                &[],
+                &["invalid TOML at line 3, column 1: duplicate key"],
+            ),
             (
                 "[server]\nenv = \"staging\"\n",
                 &[],

@@ -388,13 +388,16 @@ impl Checker<'_> {
         let ty = match name {
             "id" => Some(Ty::Str),
             "createdAt" | "updatedAt" => Some(Ty::Time),
-            _ => self.names.collection.field(name).and_then(|field| {
-                // Filters must not reveal that a hidden or unreadable field exists: same error as
-                // for a name that is not declared at all.
-                let visible = self.names.mode == Mode::Predicate
-                    || (!field.hidden && (self.names.readable)(name));
-                visible.then(|| Ty::of(&field.kind))
-            }),
+            _ => match self.names.collection.field(name) {
+                Some(field) => {
+                    // Filters must not reveal that a hidden or unreadable field exists: same
+                    // error as for a name that is not declared at all.
+                    let visible = self.names.mode == Mode::Predicate
+                        || (!field.hidden && (self.names.readable)(name));
+                    visible.then(|| Ty::of(&field.kind))
+                }
+                None => self.unsure_field(name),
+            },
         };
         match ty {
             Some(ty) => Some((
@@ -410,13 +413,26 @@ impl Checker<'_> {
 
     fn data_field(&mut self, segment: &Segment) -> Option<(Node, Ty)> {
         let name = segment.name.as_str();
-        match self.names.collection.field(name) {
-            Some(field) => {
-                let ty = Ty::of(&field.kind);
-                Some((Node::Data(name.to_string(), ty.clone()), ty))
-            }
+        match self
+            .names
+            .collection
+            .field(name)
+            .map(|field| Ty::of(&field.kind))
+            .or_else(|| self.unsure_field(name))
+        {
+            Some(ty) => Some((Node::Data(name.to_string(), ty.clone()), ty)),
             None => self.fail(segment.column, format!("unknown field {name:?}")),
         }
+    }
+
+    /// A field the schema lacks only because the configuration has errors elsewhere (see
+    /// [`crate::schema::Gaps`]): of unknown type, so it causes no error of its own.
+    fn unsure_field(&self, name: &str) -> Option<Ty> {
+        self.names
+            .schema
+            .gaps
+            .may_have_field(&self.names.collection.slug, name)
+            .then_some(Ty::Any)
     }
 
     fn user_attr(&mut self, segment: &Segment) -> Option<(Node, Ty)> {
@@ -424,6 +440,10 @@ impl Checker<'_> {
             "id" => (UserAttr::Id, Ty::Str),
             "collection" => (UserAttr::Collection, Ty::Str),
             "scopes" => (UserAttr::Scopes, Ty::List(Box::new(Ty::Str))),
+            // A field that an auth collection with errors may declare, or declare otherwise.
+            name if self.names.schema.gaps.user_fields.contains(name) => {
+                (UserAttr::Field(name.to_string(), Ty::Any), Ty::Any)
+            }
             name => match self.user_fields.get(name) {
                 Some(ty) => (UserAttr::Field(name.to_string(), ty.clone()), ty.clone()),
                 None => return self.fail(segment.column, format!("unknown field {name:?}")),

@@ -8,10 +8,13 @@
 
 #[cfg(test)]
 mod agreement;
+mod analysis;
 mod ast;
 mod check;
 mod error;
 mod eval;
+#[cfg(test)]
+mod fuzz;
 mod lex;
 mod parse;
 mod sql;
@@ -22,6 +25,7 @@ use sea_orm::DbBackend;
 use sea_orm::sea_query::Condition;
 use serde_json::{Map, Value as Json};
 
+pub use analysis::{Suspect, UserRead};
 pub use check::MAX_PATTERN;
 pub use error::RuleError;
 pub use lex::MAX_SOURCE_BYTES;

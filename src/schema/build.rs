@@ -1,6 +1,6 @@
 //! Raw collection tables → checked [`Collection`]s, every problem reported with its key path.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
 use std::sync::LazyLock;
 use std::time::Duration;
@@ -8,11 +8,11 @@ use std::time::Duration;
 use regex::Regex;
 
 use super::{
-    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, OnDelete,
-    PredicateSource, SYSTEM_FIELDS, Schema, Value,
+    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, Gaps,
+    OnDelete, PredicateSource, SYSTEM_FIELDS, Schema, Unsure, Value,
 };
 use crate::config::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
-use crate::config::{Diagnostic, Diagnostics, decode, parse_duration};
+use crate::config::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 
 static SLUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
@@ -33,30 +33,75 @@ pub struct Source {
     pub table: toml::Table,
 }
 
+/// Fields an auth collection may get from Lucent: when its `auth` options did not build, rules
+/// cannot know whether it has them.
+const AUTH_FIELDS: [&str; 7] = [
+    "email",
+    "username",
+    "password",
+    "verified",
+    "verificationToken",
+    "resetToken",
+    "resetExpiry",
+];
+
 impl Schema {
     /// Checks every collection and builds the schema.
     ///
     /// # Errors
     /// Every problem in every collection.
     pub fn build(sources: Vec<Source>) -> Result<Schema, Diagnostics> {
+        let (schema, diags) = Self::build_partial(sources, true);
+        diags.finish(schema)
+    }
+
+    /// Builds what can be built and reports every problem: the schema holds every collection
+    /// that could be checked (without the fields that could not), and [`Schema::gaps`] says what
+    /// it may lack. `complete` is false when some collection table could not even be read.
+    pub fn build_partial(sources: Vec<Source>, complete: bool) -> (Schema, Diagnostics) {
         let mut diags = Diagnostics::default();
         let mut collections: Vec<Collection> = Vec::new();
+        let mut gaps = Gaps::default();
+        gaps.user_fields.all = !complete;
         for source in sources {
-            if let Some(collection) = build_collection(source, &mut diags) {
-                if collections.iter().any(|c| c.slug == collection.slug) {
-                    diags.push(Diagnostic::new(
-                        &collection.file,
-                        format!("{}slug", collection.prefix),
-                        format!("duplicate collection slug `{}`", collection.slug),
-                    ));
-                    continue;
-                }
-                collections.push(collection);
+            let Built {
+                collection,
+                mut unsure,
+                maybe_auth,
+            } = build_collection(source, &mut diags);
+            if maybe_auth {
+                // Its fields, and the ones Lucent would add, may be `user` fields.
+                unsure.names.extend(AUTH_FIELDS.map(String::from));
+                gaps.user_fields.add(&unsure);
+                gaps.user_fields
+                    .names
+                    .extend(collection.fields.iter().map(|f| f.name.clone()));
+            } else if collection.auth.is_some() {
+                gaps.user_fields.add(&unsure);
             }
+            if collections.iter().any(|c| c.slug == collection.slug) {
+                diags.push(Diagnostic::new(
+                    &collection.file,
+                    format!("{}slug", collection.prefix),
+                    format!("duplicate collection slug `{}`", collection.slug),
+                ));
+                if collection.auth.is_some() {
+                    gaps.user_fields
+                        .names
+                        .extend(collection.fields.iter().map(|f| f.name.clone()));
+                }
+                continue;
+            }
+            if !unsure.is_empty() {
+                gaps.fields.insert(collection.slug.clone(), unsure);
+            }
+            collections.push(collection);
         }
         for collection in &collections {
             for field in &collection.fields {
+                // With a collection table unread, the target may be that one.
                 if let FieldKind::Relation { to, .. } = &field.kind
+                    && complete
                     && !collections.iter().any(|c| &c.slug == to)
                 {
                     diags.push(Diagnostic::new(
@@ -67,18 +112,29 @@ impl Schema {
                 }
             }
         }
-        diags.finish(Schema::new(collections))
+        let mut schema = Schema::new(collections);
+        schema.gaps = gaps;
+        (schema, diags)
     }
 }
 
-fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collection> {
+/// One collection as far as it could be built.
+struct Built {
+    collection: Collection,
+    /// Declared fields that did not build (every name, when `fields` was not a table).
+    unsure: Unsure,
+    /// `auth` was given but its options did not build: it may be an auth collection.
+    maybe_auth: bool,
+}
+
+fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
     let Source {
         file,
         prefix,
         slug,
         mut table,
     } = source;
-    let at = |key: &str| format!("{prefix}{key}");
+    let at = |path: &str| format!("{prefix}{path}");
     // Taken key by key, so one bad key does not hide the problems of the rest.
     let mut text = |key: &str, diags: &mut Diagnostics| match table.remove(key) {
         None => None,
@@ -92,6 +148,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
     let label = text("label", diags);
     let auth = table.remove("auth");
     let access = table.remove("access");
+    let mut unsure = Unsure::default();
     let field_table = match table.remove("fields") {
         None => toml::Table::new(),
         Some(toml::Value::Table(fields)) => fields,
@@ -101,14 +158,15 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
                 at("fields"),
                 "expected a table of fields",
             ));
+            unsure.all = true;
             toml::Table::new()
         }
     };
-    for key in table.keys() {
+    for name in table.keys() {
         diags.push(Diagnostic::new(
             &file,
-            at(key),
-            format!("unknown key `{key}` (expected slug, label, auth, fields or access)"),
+            at(&key(name)),
+            format!("unknown key `{name}` (expected slug, label, auth, fields or access)"),
         ));
     }
     if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
@@ -117,7 +175,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
 
     let mut fields = Vec::new();
     for (name, value) in field_table {
-        let path = at(&format!("fields.{name}"));
+        let path = format!("{prefix}fields.{}", key(&name));
         if SYSTEM_FIELDS.contains(&name.as_str()) {
             diags.push(Diagnostic::new(
                 &file,
@@ -134,16 +192,21 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
             ));
             continue;
         }
-        if let Some(raw_field) = decode::<RawField>(value, &file, &path, diags)
-            && let Some(field) = build_field(&name, raw_field, &file, &path, diags)
-        {
-            fields.push(field);
+        let before = diags.0.len();
+        let Decoded { value, bad } = decode::<RawField>(value, &file, &path, diags);
+        let field = value.and_then(|raw| build_field(&name, raw, &bad, &file, &path, diags));
+        match field {
+            Some(field) if diags.0.len() == before => fields.push(field),
+            _ => {
+                unsure.names.insert(name);
+            }
         }
     }
 
     let access = match access {
         None => CollectionAccess::default(),
         Some(value) => decode::<RawAccess>(value, &file, &at("access"), diags)
+            .value
             .map(|a| CollectionAccess {
                 read: predicate(a.read, &at("access.read")),
                 create: predicate(a.create, &at("access.create")),
@@ -153,11 +216,16 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
             .unwrap_or_default(),
     };
 
+    let mut maybe_auth = false;
     let auth = match auth {
         None | Some(toml::Value::Boolean(false)) => None,
         Some(toml::Value::Boolean(true)) => Some(RawAuthCollection::default()),
         Some(value @ toml::Value::Table(_)) => {
-            decode::<RawAuthCollection>(value, &file, &at("auth"), diags)
+            let Decoded { value, bad } =
+                decode::<RawAuthCollection>(value, &file, &at("auth"), diags);
+            // Without its login field, which fields Lucent adds is unknown.
+            maybe_auth = value.is_none() || bad.contains("login_field");
+            value.filter(|_| !maybe_auth)
         }
         Some(_) => {
             diags.push(Diagnostic::new(
@@ -165,20 +233,29 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Option<Collectio
                 at("auth"),
                 "expected true, false or a table of auth options",
             ));
+            maybe_auth = true;
             None
         }
     };
-    let auth = auth.and_then(|raw_auth| build_auth(raw_auth, &mut fields, &file, &prefix, diags));
+    let auth = auth.and_then(|raw_auth| {
+        let auth = build_auth(raw_auth, &mut fields, &file, &prefix, diags);
+        maybe_auth = auth.is_none();
+        auth
+    });
 
-    Some(Collection {
-        label: label.unwrap_or_else(|| slug.clone()),
-        slug,
-        fields,
-        auth,
-        access,
-        file,
-        prefix,
-    })
+    Built {
+        collection: Collection {
+            label: label.unwrap_or_else(|| slug.clone()),
+            slug,
+            fields,
+            auth,
+            access,
+            file,
+            prefix,
+        },
+        unsure,
+        maybe_auth,
+    }
 }
 
 fn predicate(source: Option<String>, path: &str) -> Option<PredicateSource> {
@@ -188,9 +265,12 @@ fn predicate(source: Option<String>, path: &str) -> Option<PredicateSource> {
     })
 }
 
+/// `bad` holds the keys that failed to decode (already reported): they count as absent, without
+/// a second complaint about their absence.
 fn build_field(
     name: &str,
     raw: RawField,
+    bad: &BTreeSet<String>,
     file: &PathBuf,
     path: &str,
     diags: &mut Diagnostics,
@@ -210,6 +290,7 @@ fn build_field(
         "json" => FieldKind::Json,
         "select" => match &raw.options {
             Some(options) if !options.is_empty() => FieldKind::Select(options.clone()),
+            None if bad.contains("options") => FieldKind::Select(Vec::new()),
             _ => {
                 report(
                     "options",
@@ -239,10 +320,12 @@ fn build_field(
                     on_delete,
                 },
                 None => {
-                    report(
-                        "to",
-                        "a relation field needs `to = \"<collection>\"`".into(),
-                    );
+                    if !bad.contains("to") {
+                        report(
+                            "to",
+                            "a relation field needs `to = \"<collection>\"`".into(),
+                        );
+                    }
                     FieldKind::Relation {
                         to: String::new(),
                         on_delete,

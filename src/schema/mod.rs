@@ -4,7 +4,7 @@
 mod build;
 mod value;
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -21,6 +21,54 @@ pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
 pub struct Schema {
     pub collections: Vec<Collection>,
     by_slug: HashMap<String, usize>,
+    /// Empty unless the schema was built from a configuration with errors.
+    pub gaps: Gaps,
+}
+
+/// What a schema built from a configuration with errors may lack (a field that did not build, an
+/// auth collection whose options did not): rule checks treat these names as present with an
+/// unknown type, so they report only the errors that fixing the others cannot remove.
+#[derive(Debug, Clone, Default)]
+pub struct Gaps {
+    /// By collection slug: names that may be fields of that collection.
+    pub fields: HashMap<String, Unsure>,
+    /// Names that may be `user.<name>` fields, or whose type there is not certain.
+    pub user_fields: Unsure,
+}
+
+impl Gaps {
+    pub fn is_empty(&self) -> bool {
+        self.user_fields.is_empty() && self.fields.values().all(Unsure::is_empty)
+    }
+
+    /// Whether `collection` may have a field `name` that the schema does not show.
+    pub fn may_have_field(&self, collection: &str, name: &str) -> bool {
+        self.fields
+            .get(collection)
+            .is_some_and(|unsure| unsure.contains(name))
+    }
+}
+
+/// A set of names, or every name.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Unsure {
+    pub all: bool,
+    pub names: BTreeSet<String>,
+}
+
+impl Unsure {
+    pub fn contains(&self, name: &str) -> bool {
+        self.all || self.names.contains(name)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.all && self.names.is_empty()
+    }
+
+    pub fn add(&mut self, other: &Unsure) {
+        self.all |= other.all;
+        self.names.extend(other.names.iter().cloned());
+    }
 }
 
 impl Schema {
@@ -33,6 +81,7 @@ impl Schema {
         Self {
             collections,
             by_slug,
+            gaps: Gaps::default(),
         }
     }
 
