@@ -341,7 +341,7 @@ mod tests {
         );
         assert_eq!(
             problems::<RawServer>("prt = 1", "server")[0],
-            "server.prt: unknown key `prt` (expected one of `host`, `port`, `env`, `cors_origins`, `body_limit`, `max_limit`, `static_dir`)"
+            "server.prt: unknown key `prt` (expected one of `host`, `port`, `env`, `cors_origins`, `public_url`, `body_limit`, `max_limit`, `static_dir`)"
         );
         #[derive(Debug, Deserialize)]
         #[allow(dead_code)]

@@ -44,7 +44,7 @@ id = { type = "string" }
     assert!(!ok);
     for expected in [
         "unknown_top: unknown key",
-        "server: invalid type",
+        "server.port: expected an integer from 0 to 65535, found the string \"eighty\"",
         "auth.jwt_expiry: invalid duration `soon`",
         "collections.posts.labl: unknown key `labl`",
         "collections.posts.fields.title.type: unknown field type `strng`",
