@@ -8,6 +8,7 @@ mod credentials;
 mod email;
 pub mod error;
 mod form_errors;
+mod methods;
 mod openapi;
 mod static_files;
 
@@ -17,12 +18,10 @@ use std::time::{Duration, Instant};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Html;
-use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, delete, get, handler,
-    post,
-};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
 
 pub use error::ApiError;
+use methods::Methods;
 pub use openapi::document as openapi_document;
 
 use crate::Lucent;
@@ -46,48 +45,74 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         swagger: Arc::new(OnceLock::new()),
     };
     let routes = Route::new()
-        .at("/api/health", get(health))
+        .at("/api/health", Methods::new().get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
-        .at("/api/:collection/register", post(accounts::register))
-        .at("/api/:collection/login", post(accounts::login))
-        .at("/api/:collection/refresh", post(accounts::refresh))
-        .at("/api/:collection/logout", post(accounts::logout))
-        .at("/api/:collection/logout-all", post(accounts::logout_all))
-        .at("/api/:collection/me", get(accounts::me))
-        .at("/api/:collection/sessions", get(accounts::sessions))
+        .at(
+            "/api/:collection/register",
+            Methods::new().post(accounts::register),
+        )
+        .at(
+            "/api/:collection/login",
+            Methods::new().post(accounts::login),
+        )
+        .at(
+            "/api/:collection/refresh",
+            Methods::new().post(accounts::refresh),
+        )
+        .at(
+            "/api/:collection/logout",
+            Methods::new().post(accounts::logout),
+        )
+        .at(
+            "/api/:collection/logout-all",
+            Methods::new().post(accounts::logout_all),
+        )
+        .at("/api/:collection/me", Methods::new().get(accounts::me))
+        .at(
+            "/api/:collection/sessions",
+            Methods::new().get(accounts::sessions),
+        )
         .at(
             "/api/:collection/sessions/:id",
-            delete(accounts::revoke_session),
+            Methods::new().delete(accounts::revoke_session),
         )
         .at(
             "/api/:collection/send-verification-email",
-            post(email::send_verification_email),
+            Methods::new().post(email::send_verification_email),
         )
-        .at("/api/:collection/verify-email", post(email::verify_email))
+        .at(
+            "/api/:collection/verify-email",
+            Methods::new().post(email::verify_email),
+        )
         .at(
             "/api/:collection/request-password-reset",
-            post(email::request_password_reset),
+            Methods::new().post(email::request_password_reset),
         )
         .at(
             "/api/:collection/reset-password",
-            post(email::reset_password),
+            Methods::new().post(email::reset_password),
         )
         .at(
             "/api/:collection/api-keys",
-            post(accounts::create_api_key).get(accounts::list_api_keys),
+            Methods::new()
+                .get(accounts::list_api_keys)
+                .post(accounts::create_api_key),
         )
         .at(
             "/api/:collection/api-keys/:id",
-            delete(accounts::revoke_api_key),
+            Methods::new().delete(accounts::revoke_api_key),
         )
         .at(
             "/api/:collection",
-            get(collections::list).post(collections::create),
+            Methods::new()
+                .list(collections::list)
+                .post(collections::create),
         )
         .at(
             "/api/:collection/:id",
-            get(collections::get_one)
+            Methods::new()
+                .get(collections::get_one)
                 .patch(collections::update)
                 .delete(collections::delete),
         );
@@ -110,7 +135,18 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
     let path = request.uri().path().to_string();
     let response = match next.call(request).await {
         Ok(response) => response.into_response(),
-        Err(error) => ApiError::from_status(error.status()).into_response(),
+        Err(error) => {
+            let mut response = ApiError::from_status(error.status()).into_response();
+            // The API's own paths answer 405 themselves (`Methods`); what is left are the
+            // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
+            if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                response.headers_mut().insert(
+                    poem::http::header::ALLOW,
+                    poem::http::HeaderValue::from_static("GET, HEAD"),
+                );
+            }
+            response
+        }
     };
     tracing::info!(
         method = %method,

@@ -11,4 +11,5 @@ mod email;
 mod helpers;
 mod lists;
 mod migrations;
+mod openapi;
 mod static_site;
