@@ -217,6 +217,7 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
             }
         }
     });
+    let shutdown = shutdown_signal();
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await?;
@@ -227,11 +228,7 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
         }
     }
     let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(lucent),
-            shutdown_signal(),
-            Some(Duration::from_secs(30)),
-        )
+        .run_with_graceful_shutdown(app(lucent), shutdown, Some(Duration::from_secs(30)))
         .await;
     statistics.abort();
     database.close().await;
@@ -239,19 +236,27 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
     result
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves at SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: a SIGTERM sent as soon as `listening on` is printed would otherwise
+/// meet the default action and kill the process mid-start.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::interrupt(), SignalKind::terminate()]
+            .map(|kind| signal(kind).expect("install a signal handler"))
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = &mut signals;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
 }
