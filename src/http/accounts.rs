@@ -9,7 +9,7 @@ use serde_json::{Value as Json, json};
 
 use super::State;
 use super::body::{read_form_or_json, read_json};
-use super::collections::json;
+use super::collections::{json, set_location};
 use super::credentials::{
     Presented, authenticate, check_origin, cookie_name, presented, unauthorized,
 };
@@ -209,12 +209,17 @@ pub async fn register(
             .auth
             .register(&principal, &slug, &body, user_agent(request))
             .await?;
-        Ok(login_answer(
-            &state,
-            StatusCode::CREATED,
-            result,
-            redirect.as_deref(),
-        ))
+        let id = result
+            .user
+            .get("id")
+            .and_then(Json::as_str)
+            .unwrap_or_default();
+        let location = format!("/api/{slug}/{id}");
+        let mut response = login_answer(&state, StatusCode::CREATED, result, redirect.as_deref());
+        if response.status() == StatusCode::CREATED {
+            set_location(&mut response, &location);
+        }
+        Ok(response)
     }
     .await;
     form_errors::answer(page.as_deref(), result)
@@ -422,13 +427,16 @@ pub async fn create_api_key(
                 .auth
                 .create_api_key(&principal, &slug, &body)
                 .await?;
-            Ok(token_response(
+            let location = format!("/api/{slug}/api-keys/{}", key.id);
+            let mut response = token_response(
                 &state,
                 StatusCode::CREATED,
                 &json!({"apiKey": key}),
                 None,
                 None,
-            ))
+            );
+            set_location(&mut response, &location);
+            Ok(response)
         }
         .await,
     )

@@ -132,6 +132,9 @@ pub async fn read_form_or_json(
     Ok((Json::Object(object), redirect))
 }
 
+/// The longest `redirect` or `error_redirect`, in characters.
+pub const MAX_REDIRECT: usize = 2048;
+
 /// Only same-origin relative paths: `/profile`, `/a/b?x=1`; never `//host`, `/\host` or a URL.
 ///
 /// # Errors
@@ -140,7 +143,7 @@ pub fn safe_redirect(target: &str) -> Result<String, ApiError> {
     let ok = target.starts_with('/')
         && !target.starts_with("//")
         && !target.starts_with("/\\")
-        && target.len() <= 2048
+        && target.chars().count() <= MAX_REDIRECT
         && !target.chars().any(|c| c.is_control() || c == '\\');
     if ok {
         Ok(target.to_string())

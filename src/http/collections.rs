@@ -1,7 +1,7 @@
 //! Handlers of the generated collection routes: parse the request, call [`crate::records`],
 //! render the answer. No business logic lives here.
 
-use poem::http::StatusCode;
+use poem::http::{HeaderValue, StatusCode, header};
 use poem::web::{Data, Path};
 use poem::{Body, IntoResponse, Request, Response, handler};
 use serde::Serialize;
@@ -78,6 +78,13 @@ async fn write_request(
     Ok((authenticate(state, request).await?, body))
 }
 
+/// Sets `Location` on a 201: the URL of what was created (RFC 9110 §15.3.2).
+pub fn set_location(response: &mut Response, location: &str) {
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(header::LOCATION, value);
+    }
+}
+
 #[handler]
 pub async fn create(
     request: &Request,
@@ -92,9 +99,15 @@ pub async fn create(
             .records
             .create(&principal, &slug, &body)
             .await?;
-        Ok(json!({ "doc": doc }))
+        let location = format!(
+            "/api/{slug}/{}",
+            doc.get("id").and_then(Json::as_str).unwrap_or_default()
+        );
+        let mut response = json(StatusCode::CREATED, &json!({ "doc": doc }));
+        set_location(&mut response, &location);
+        Ok::<_, ApiError>(response)
     };
-    answer(StatusCode::CREATED, result.await)
+    result.await.unwrap_or_else(IntoResponse::into_response)
 }
 
 #[handler]

@@ -8,6 +8,7 @@ mod credentials;
 mod email;
 pub mod error;
 mod form_errors;
+mod methods;
 mod openapi;
 mod origin;
 mod static_files;
@@ -18,12 +19,10 @@ use std::time::{Duration, Instant};
 use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Html;
-use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, delete, get, handler,
-    post,
-};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
 
 pub use error::ApiError;
+use methods::Methods;
 pub use openapi::document as openapi_document;
 
 use crate::Lucent;
@@ -53,48 +52,74 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         origins: Arc::new(origins),
     };
     let routes = Route::new()
-        .at("/api/health", get(health))
+        .at("/api/health", Methods::new().get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
-        .at("/api/:collection/register", post(accounts::register))
-        .at("/api/:collection/login", post(accounts::login))
-        .at("/api/:collection/refresh", post(accounts::refresh))
-        .at("/api/:collection/logout", post(accounts::logout))
-        .at("/api/:collection/logout-all", post(accounts::logout_all))
-        .at("/api/:collection/me", get(accounts::me))
-        .at("/api/:collection/sessions", get(accounts::sessions))
+        .at(
+            "/api/:collection/register",
+            Methods::new().post(accounts::register),
+        )
+        .at(
+            "/api/:collection/login",
+            Methods::new().post(accounts::login),
+        )
+        .at(
+            "/api/:collection/refresh",
+            Methods::new().post(accounts::refresh),
+        )
+        .at(
+            "/api/:collection/logout",
+            Methods::new().post(accounts::logout),
+        )
+        .at(
+            "/api/:collection/logout-all",
+            Methods::new().post(accounts::logout_all),
+        )
+        .at("/api/:collection/me", Methods::new().get(accounts::me))
+        .at(
+            "/api/:collection/sessions",
+            Methods::new().get(accounts::sessions),
+        )
         .at(
             "/api/:collection/sessions/:id",
-            delete(accounts::revoke_session),
+            Methods::new().delete(accounts::revoke_session),
         )
         .at(
             "/api/:collection/send-verification-email",
-            post(email::send_verification_email),
+            Methods::new().post(email::send_verification_email),
         )
-        .at("/api/:collection/verify-email", post(email::verify_email))
+        .at(
+            "/api/:collection/verify-email",
+            Methods::new().post(email::verify_email),
+        )
         .at(
             "/api/:collection/request-password-reset",
-            post(email::request_password_reset),
+            Methods::new().post(email::request_password_reset),
         )
         .at(
             "/api/:collection/reset-password",
-            post(email::reset_password),
+            Methods::new().post(email::reset_password),
         )
         .at(
             "/api/:collection/api-keys",
-            post(accounts::create_api_key).get(accounts::list_api_keys),
+            Methods::new()
+                .get(accounts::list_api_keys)
+                .post(accounts::create_api_key),
         )
         .at(
             "/api/:collection/api-keys/:id",
-            delete(accounts::revoke_api_key),
+            Methods::new().delete(accounts::revoke_api_key),
         )
         .at(
             "/api/:collection",
-            get(collections::list).post(collections::create),
+            Methods::new()
+                .list(collections::list)
+                .post(collections::create),
         )
         .at(
             "/api/:collection/:id",
-            get(collections::get_one)
+            Methods::new()
+                .get(collections::get_one)
                 .patch(collections::update)
                 .delete(collections::delete),
         );
@@ -117,7 +142,18 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
     let path = request.uri().path().to_string();
     let response = match next.call(request).await {
         Ok(response) => response.into_response(),
-        Err(error) => ApiError::from_status(error.status()).into_response(),
+        Err(error) => {
+            let mut response = ApiError::from_status(error.status()).into_response();
+            // The API's own paths answer 405 themselves (`Methods`); what is left are the
+            // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
+            if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                response.headers_mut().insert(
+                    poem::http::header::ALLOW,
+                    poem::http::HeaderValue::from_static("GET, HEAD"),
+                );
+            }
+            response
+        }
     };
     tracing::info!(
         method = %method,
@@ -188,6 +224,7 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
             }
         }
     });
+    let shutdown = shutdown_signal();
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await?;
@@ -202,11 +239,7 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
     let lucent = listening_on(lucent, host, bound);
 
     let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(lucent),
-            shutdown_signal(),
-            Some(Duration::from_secs(30)),
-        )
+        .run_with_graceful_shutdown(app(lucent), shutdown, Some(Duration::from_secs(30)))
         .await;
     statistics.abort();
     database.close().await;
@@ -228,7 +261,7 @@ fn listening_on(mut lucent: Lucent, host: &str, port: u16) -> Lucent {
             .is_ok_and(|ip| ip.is_unspecified());
         if wildcard || config.server.env == crate::config::Env::Prod {
             tracing::warn!(
-                "server.public_url is not set: cookie-authenticated requests and form posts are                  accepted only from {} (and server.cors_origins); set server.public_url to the                  address browsers use",
+                "server.public_url is not set: cookie-authenticated requests and form posts are accepted only from {} (and server.cors_origins); set server.public_url to the address browsers use",
                 origins.describe()
             );
         }
@@ -237,19 +270,27 @@ fn listening_on(mut lucent: Lucent, host: &str, port: u16) -> Lucent {
     lucent
 }
 
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
+/// Resolves at SIGINT or SIGTERM. The handlers are installed when this is called, not when the
+/// future is first polled: a SIGTERM sent as soon as `listening on` is printed would otherwise
+/// meet the default action and kill the process mid-start.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                .expect("install SIGTERM handler");
-        tokio::select! {
-            _ = interrupt => {}
-            _ = terminate.recv() => {}
+    let mut signals = {
+        use tokio::signal::unix::{SignalKind, signal};
+        [SignalKind::interrupt(), SignalKind::terminate()]
+            .map(|kind| signal(kind).expect("install a signal handler"))
+    };
+    async move {
+        #[cfg(unix)]
+        {
+            let [interrupt, terminate] = &mut signals;
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
         }
+        #[cfg(not(unix))]
+        let _ = tokio::signal::ctrl_c().await;
+        tracing::info!("shutting down");
     }
-    #[cfg(not(unix))]
-    let _ = interrupt.await;
-    tracing::info!("shutting down");
 }

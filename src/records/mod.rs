@@ -14,7 +14,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 use serde_json::{Map, Value as Json};
 
 pub use error::{Error, Result};
-pub use params::{ListParams, ListQuery, MAX_SORT_KEYS};
+pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 
 use crate::access::{Caller, CollectionPolicy, Policies};
 use crate::auth::Principal;

@@ -7,6 +7,10 @@ use crate::schema::Collection;
 /// Most sort keys a list may name.
 pub const MAX_SORT_KEYS: usize = 5;
 
+/// The highest `page` a list accepts (far beyond any table, and small enough that the offset
+/// `(page - 1) * limit` cannot overflow).
+pub const MAX_PAGE: u64 = 1_000_000_000;
+
 /// List parameters as they arrive (query-string values); [`ListQuery::parse`] checks them.
 #[derive(Debug, Clone, Default)]
 pub struct ListParams {
@@ -52,6 +56,15 @@ pub fn column(
     }
 }
 
+/// A query-string integer: decimal digits only (Rust's parser also takes a leading `+`, which the
+/// OpenAPI document's `integer` does not).
+fn whole_number(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok()
+}
+
 impl ListQuery {
     /// # Errors
     /// `BadRequest` naming the first bad parameter.
@@ -63,8 +76,8 @@ impl ListQuery {
     ) -> Result<Self, Error> {
         let limit = match params.limit.as_deref() {
             None => 20.min(max_limit),
-            Some(text) => match text.parse::<u64>() {
-                Ok(n) if (1..=max_limit).contains(&n) => n,
+            Some(text) => match whole_number(text) {
+                Some(n) if (1..=max_limit).contains(&n) => n,
                 _ => {
                     return Err(Error::BadRequest(format!(
                         "limit must be an integer from 1 to {max_limit}"
@@ -74,15 +87,21 @@ impl ListQuery {
         };
         let page = match params.page.as_deref() {
             None => 1,
-            Some(text) => match text.parse::<u64>() {
-                Ok(n) if (1..=1_000_000_000).contains(&n) => n,
-                _ => return Err(Error::BadRequest("page must be a positive integer".into())),
+            Some(text) => match whole_number(text) {
+                Some(n) if (1..=MAX_PAGE).contains(&n) => n,
+                _ => {
+                    return Err(Error::BadRequest(format!(
+                        "page must be an integer from 1 to {MAX_PAGE}"
+                    )));
+                }
             },
         };
         let sort = match params.sort.as_deref() {
             None => vec![(Column::CreatedAt, true)],
             Some(text) => {
-                let keys: Vec<&str> = text.split(',').map(str::trim).collect();
+                // No trimming: the OpenAPI document states the exact grammar (a pattern), and the
+                // server accepts exactly what it allows.
+                let keys: Vec<&str> = text.split(',').collect();
                 if keys.len() > MAX_SORT_KEYS {
                     return Err(Error::BadRequest(format!(
                         "sort takes at most {MAX_SORT_KEYS} fields"
@@ -106,7 +125,10 @@ impl ListQuery {
             None => None,
             Some(text) => {
                 let mut columns = vec![Column::Id];
-                for name in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+                for name in text.split(',') {
+                    if name.is_empty() {
+                        return Err(Error::BadRequest("select has an empty field name".into()));
+                    }
                     let column = column(collection, name, readable)?;
                     if !columns.contains(&column) {
                         columns.push(column);
@@ -200,6 +222,26 @@ mod tests {
                 "sort has an empty field name",
             ),
             (
+                parse(Some(""), None, None, None),
+                "sort has an empty field name",
+            ),
+            (
+                parse(Some("title, id"), None, None, None),
+                "unknown field \" id\"",
+            ),
+            (
+                parse(None, None, None, Some("")),
+                "select has an empty field name",
+            ),
+            (
+                parse(None, None, None, Some("title,")),
+                "select has an empty field name",
+            ),
+            (
+                parse(None, None, None, Some(" title")),
+                "unknown field \" title\"",
+            ),
+            (
                 parse(None, Some("101"), None, None),
                 "limit must be an integer from 1 to 100",
             ),
@@ -213,11 +255,15 @@ mod tests {
             ),
             (
                 parse(None, None, Some("0"), None),
-                "page must be a positive integer",
+                "page must be an integer from 1 to 1000000000",
+            ),
+            (
+                parse(None, Some("+5"), None, None),
+                "limit must be an integer from 1 to 100",
             ),
             (
                 parse(None, None, Some("-1"), None),
-                "page must be a positive integer",
+                "page must be an integer from 1 to 1000000000",
             ),
         ];
         for (got, expected) in errors {

@@ -8,10 +8,13 @@ use serde_json::Value as Json;
 
 use super::{Field, FieldKind};
 
-static EMAIL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
-        .expect("valid regex")
-});
+/// What an `email` value must match (after trimming), also stated in the OpenAPI document.
+pub const EMAIL_PATTERN: &str = r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$";
+
+/// The longest `email` value (RFC 5321's path limit less the angle brackets).
+pub const EMAIL_MAX_LENGTH: usize = 254;
+
+static EMAIL: LazyLock<Regex> = LazyLock::new(|| Regex::new(EMAIL_PATTERN).expect("valid regex"));
 
 /// A stored value, typed by its field.
 #[derive(Debug, Clone, PartialEq)]
@@ -107,7 +110,7 @@ impl Field {
             }
             FieldKind::Email => {
                 let text = input.as_str().ok_or_else(wrong_type)?.trim();
-                if text.len() > 254 || !EMAIL.is_match(text) {
+                if text.len() > EMAIL_MAX_LENGTH || !EMAIL.is_match(text) {
                     return Err(FieldError::new(
                         name,
                         "invalid_email",

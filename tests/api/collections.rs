@@ -553,3 +553,15 @@ async fn a_killed_server_keeps_every_acknowledged_write() {
         );
     }
 }
+
+/// SIGTERM right after `listening on` is printed still shuts down cleanly: the handler is in
+/// place before the address is announced (it used to be installed only once serving began, so
+/// such a signal killed the process).
+#[tokio::test]
+async fn sigterm_at_once_is_a_clean_shutdown() {
+    for _ in 0..20 {
+        let mut server = Server::start(&Backend::Sqlite, POSTS).await;
+        let status = server.stop();
+        assert!(status.success(), "{status:?}");
+    }
+}

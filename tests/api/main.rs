@@ -14,4 +14,5 @@ mod fuzz;
 mod helpers;
 mod lists;
 mod migrations;
+mod openapi;
 mod static_site;
