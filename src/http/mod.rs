@@ -9,17 +9,16 @@ mod email;
 pub mod error;
 mod form_errors;
 mod openapi;
+mod server;
 mod static_files;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Html;
 use poem::{
-    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, delete, get, handler,
-    post,
+    Endpoint, EndpointExt, IntoResponse, Request, Response, Route, delete, get, handler, post,
 };
 
 pub use error::ApiError;
@@ -181,26 +180,26 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
             }
         }
     });
-    let acceptor = TcpListener::bind(format!("{host}:{port}"))
-        .into_acceptor()
-        .await?;
-    for addr in acceptor.local_addr() {
-        if let Some(addr) = addr.as_socket_addr() {
-            println!("listening on http://{addr}");
-            tracing::info!(%addr, "listening");
-        }
-    }
-    let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(
-            app(lucent),
-            shutdown_signal(),
-            Some(Duration::from_secs(30)),
-        )
-        .await;
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let timeouts = server::Timeouts {
+        header: lucent.config.server.header_timeout,
+        idle: lucent.config.server.idle_timeout,
+    };
+    server::run(
+        listener,
+        app(lucent),
+        timeouts,
+        shutdown_signal(),
+        Duration::from_secs(30),
+    )
+    .await;
     statistics.abort();
     database.close().await;
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 async fn shutdown_signal() {

@@ -9,6 +9,7 @@ mod cli;
 mod collections;
 mod email;
 mod helpers;
+mod limits;
 mod lists;
 mod migrations;
 mod static_site;
