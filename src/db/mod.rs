@@ -301,6 +301,21 @@ pub fn is_timeout(error: &DbErr) -> bool {
     }
 }
 
+/// Whether `error` is PostgreSQL refusing a NUL character in text or JSON. Values are checked
+/// for NUL before they reach the database; this names what slipped through, so it is a 400.
+pub fn is_nul_refused(error: &DbErr) -> bool {
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sea_orm::sqlx::Error::Database(e)
+                    if matches!(e.code().as_deref(), Some("22021") | Some("22P05"))
+            )
+        }
+        _ => false,
+    }
+}
+
 fn sqlx_error(error: sea_orm::sqlx::Error) -> DbErr {
     DbErr::Conn(RuntimeErr::SqlxError(Arc::new(error)))
 }

@@ -5,7 +5,8 @@ use poem::{Body, Request};
 use serde_json::Value as Json;
 
 use super::error::ApiError;
-use crate::records::ListParams;
+use crate::records::{self, ListParams};
+use crate::schema::{has_nul, nul_error};
 
 /// Reads a JSON body of at most `limit` bytes.
 ///
@@ -29,8 +30,30 @@ pub async fn read_json(request: &Request, body: Body, limit: usize) -> Result<Js
         ));
     }
     let bytes = read_limited(request, body, limit).await?;
-    serde_json::from_slice(&bytes)
-        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))
+    let json = serde_json::from_slice(&bytes)
+        .map_err(|e| ApiError::bad_request(format!("malformed JSON: {e}")))?;
+    refuse_nul(&json)?;
+    Ok(json)
+}
+
+/// Refuses a body holding a NUL character (U+0000) anywhere, on every route and engine, with the
+/// answer a collection field's own check gives (`validation_failed` naming each top-level field):
+/// PostgreSQL cannot store NUL in text, and no route should pass one on to its database.
+fn refuse_nul(body: &Json) -> Result<(), ApiError> {
+    let fields: Vec<_> = match body {
+        Json::Object(map) => map
+            .iter()
+            .filter(|(key, value)| key.contains('\0') || has_nul(value))
+            .map(|(key, _)| nul_error(&key.replace('\0', "\\u0000")))
+            .collect(),
+        other if has_nul(other) => vec![nul_error("body")],
+        _ => Vec::new(),
+    };
+    if fields.is_empty() {
+        Ok(())
+    } else {
+        Err(records::Error::Validation(fields).into())
+    }
 }
 
 /// Reads a body of at most `limit` bytes, refusing early when `Content-Length` says it is larger.
@@ -129,7 +152,9 @@ pub async fn read_form_or_json(
             object.insert(key, Json::String(value));
         }
     }
-    Ok((Json::Object(object), redirect))
+    let object = Json::Object(object);
+    refuse_nul(&object)?;
+    Ok((object, redirect))
 }
 
 /// Only same-origin relative paths: `/profile`, `/a/b?x=1`; never `//host`, `/\host` or a URL.

@@ -8,6 +8,9 @@ use serde_json::json;
 use crate::schema::FieldError;
 use crate::{auth, db, records};
 
+/// What a request with a NUL character (U+0000) in its text is told, on every engine.
+pub const NUL_MESSAGE: &str = "text may not contain NUL characters (U+0000)";
+
 /// An error answer.
 #[derive(Debug)]
 pub struct ApiError {
@@ -64,11 +67,15 @@ impl ApiError {
         )
     }
 
-    /// The error for a failed database statement: 503 for a time limit, else a logged 500.
+    /// The error for a failed database statement: 503 for a time limit, 400 for text PostgreSQL
+    /// refuses (a NUL character that got past the checks at the edge), else a logged 500.
     pub fn database(cause: &sea_orm::DbErr) -> Self {
         if db::is_timeout(cause) {
             tracing::warn!(error = %cause, "statement stopped by its time limit");
             Self::timeout()
+        } else if db::is_nul_refused(cause) {
+            tracing::warn!(error = %cause, "the database refused a NUL character");
+            Self::bad_request(NUL_MESSAGE)
         } else {
             Self::internal(cause)
         }

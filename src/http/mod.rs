@@ -107,9 +107,15 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = match next.call(request).await {
-        Ok(response) => response.into_response(),
-        Err(error) => ApiError::from_status(error.status()).into_response(),
+    // A NUL character (`%00`) names nothing: no id, collection or file holds one, and
+    // PostgreSQL could not even compare with it.
+    let response = if path.to_ascii_lowercase().contains("%00") {
+        ApiError::not_found().into_response()
+    } else {
+        match next.call(request).await {
+            Ok(response) => response.into_response(),
+            Err(error) => ApiError::from_status(error.status()).into_response(),
+        }
     };
     tracing::info!(
         method = %method,

@@ -335,6 +335,103 @@ async fn half_sent_requests_and_idle_connections_time_out() {
     );
 }
 
+/// Defect 10 of issue 12: NUL characters were 500s on PostgreSQL. Every way text reaches the
+/// database refuses them alike on every engine: 400 for values, 404 for an id in a path.
+#[tokio::test]
+async fn nul_characters_are_refused_alike_on_every_engine() {
+    for backend in backends() {
+        let server = Server::start(&backend, POSTS).await;
+        let (status, post) = server.post("/api/posts", &json!({"title": "ok"})).await;
+        assert_eq!(status, 201, "{post}");
+        let id = post["doc"]["id"].as_str().unwrap();
+
+        for (body, field) in [
+            (json!({"title": "a\u{0}b"}), "title"),
+            (json!({"title": "ok", "body": "\u{0}"}), "body"),
+            (json!({"title": "ok", "meta": {"k\u{0}": 1}}), "meta"),
+            (
+                json!({"title": "ok", "meta": {"a": [1, {"b": "x\u{0}"}]}}),
+                "meta",
+            ),
+            (json!({"title": "ok", "author": "\u{0}"}), "author"),
+        ] {
+            let created = server.post("/api/posts", &body).await;
+            let error = assert_error(&created, 400, "validation_failed");
+            assert_eq!(error["details"][0]["field"], field, "{body}");
+            assert_eq!(error["details"][0]["code"], "invalid_character", "{body}");
+            let updated = server.patch(&format!("/api/posts/{id}"), &body).await;
+            assert_error(&updated, 400, "validation_failed");
+        }
+        for path in [
+            "/api/posts/%00",
+            "/api/posts/a%00b",
+            "/api/users/%00",
+            "/api/posts/%00/x",
+        ] {
+            assert_error(&server.get(path).await, 404, "not_found");
+            assert_error(&server.delete(path).await, 404, "not_found");
+            assert_error(
+                &server.patch(path, &json!({"title": "x"})).await,
+                404,
+                "not_found",
+            );
+        }
+        for filter in ["title == 'a%00b'", "title ~ '%00'", "title %00== 'a'"] {
+            let listed = server.get(&format!("/api/posts?filter={filter}")).await;
+            assert_error(&listed, 400, "bad_request");
+        }
+
+        // Account routes: bodies, the session cookie, headers.
+        for (path, body) in [
+            (
+                "/api/users/register",
+                json!({"email": "a\u{0}@example.com", "password": "a-long-enough-password-1"}),
+            ),
+            (
+                "/api/users/register",
+                json!({"email": "b@example.com", "password": "pass\u{0}word-long-enough"}),
+            ),
+            (
+                "/api/users/login",
+                json!({"email": "a\u{0}@example.com", "password": "x"}),
+            ),
+            ("/api/users/refresh", json!({"refreshToken": "a\u{0}.b"})),
+            (
+                "/api/users/request-password-reset",
+                json!({"email": "\u{0}@example.com"}),
+            ),
+        ] {
+            assert_error(&server.post(path, &body).await, 400, "validation_failed");
+        }
+        let form = server
+            .client
+            .post(server.url("/api/users/register"))
+            .form(&[
+                ("email", "a\u{0}@example.com"),
+                ("password", "a-long-enough-password-1"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(form.status(), StatusCode::BAD_REQUEST);
+        let cookie = server
+            .client
+            .get(server.url("/api/users/me"))
+            .header("Cookie", "lucent_session=a%00b.c")
+            .send()
+            .await
+            .unwrap();
+        assert_error(&decode(cookie).await, 400, "bad_request");
+        // Header values cannot carry NUL at all: HTTP refuses the request before Lucent sees it.
+        let mut raw = TcpStream::connect(address(&server)).await.unwrap();
+        raw.write_all(b"GET /api/health HTTP/1.1\r\nHost: test\r\nUser-Agent: a\0b\r\n\r\n")
+            .await
+            .unwrap();
+        let response = read_response(&mut raw).await;
+        assert!(response.starts_with("HTTP/1.1 400"), "{response}");
+    }
+}
+
 /// Defect 11 of issue 12 (files): the SQLite database, its WAL and shared-memory files and the
 /// folder Lucent makes for them are the owner's alone.
 #[cfg(unix)]
