@@ -11,7 +11,7 @@
 //!
 //! [`Lanes`] hands out free lanes of a group (the record readers, or authentication's own).
 
-use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -45,8 +45,9 @@ pub(super) struct Watch {
     /// Set while the limit is lifted (migrations).
     lifted: AtomicBool,
     stopped: AtomicBool,
-    /// PostgreSQL: the backend process of the lane's current connection.
+    /// PostgreSQL: the backend process of the lane's current connection, and its start time.
     pid: AtomicI32,
+    backend_start: AtomicI64,
 }
 
 /// A monotonic clock in nanoseconds, cheap enough to read at every row a statement scans: on
@@ -86,6 +87,7 @@ impl Watch {
             lifted: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             pid: AtomicI32::new(0),
+            backend_start: AtomicI64::new(0),
         })
     }
 
@@ -161,7 +163,12 @@ pub(super) fn sqlite_lane(
     SqlxSqliteConnector::from_sqlx_sqlite_pool(pool)
 }
 
-/// One PostgreSQL connection (a pool of one) that records its backend's pid in `watch`. The
+/// The backend of this connection: its pid, and when it started (in microseconds), which with
+/// the pid names this backend alone even if the pid is later reused.
+const BACKEND: &str = "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint \
+                       FROM pg_stat_activity WHERE pid = pg_backend_pid()";
+
+/// One PostgreSQL connection (a pool of one) that records its backend in `watch`. The
 /// time limit itself is the server's `statement_timeout`, set by the connect options.
 pub(super) fn postgres_lane(
     options: sea_orm::sqlx::postgres::PgConnectOptions,
@@ -173,8 +180,11 @@ pub(super) fn postgres_lane(
         .after_connect(move |connection, _| {
             let watch = on_connect.clone();
             Box::pin(async move {
-                let row = connection.fetch_one("SELECT pg_backend_pid()").await?;
+                let row = connection.fetch_one(BACKEND).await?;
                 watch.pid.store(row.try_get(0)?, Ordering::Relaxed);
+                watch
+                    .backend_start
+                    .store(row.try_get(1)?, Ordering::Relaxed);
                 Ok(())
             })
         })
@@ -290,7 +300,7 @@ impl Drop for Lease {
         let stop = async move {
             let lane = &inner.lanes[index];
             if let Some(canceller) = &inner.canceller {
-                cancel_backend(canceller, watch.pid.load(Ordering::Relaxed)).await;
+                cancel_backend(canceller, &watch).await;
             }
             // Taking the connection waits until the stopped statement has ended.
             let _ = idle(&lane.connection).await;
@@ -327,16 +337,22 @@ async fn idle(connection: &DatabaseConnection) -> Result<(), DbErr> {
     acquired.map_err(|e| DbErr::Custom(e.to_string()))
 }
 
-/// Cancels what PostgreSQL backend `pid` is running. The lane is still held, so the statement
-/// running there is the one being stopped (an idle backend ignores the cancel).
-async fn cancel_backend(canceller: &DatabaseConnection, pid: i32) {
+/// Cancels what the lane's PostgreSQL backend is running. The lane is still held, so the
+/// statement running there is the one being stopped (an idle backend ignores a cancel, and one
+/// that has exited, or a later backend with its pid, is not matched).
+async fn cancel_backend(canceller: &DatabaseConnection, watch: &Watch) {
+    let pid = watch.pid.load(Ordering::Relaxed);
     if pid == 0 {
         return;
     }
     let cancel = Statement::from_sql_and_values(
         DbBackend::Postgres,
-        "SELECT pg_cancel_backend($1)",
-        [pid.into()],
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity \
+         WHERE pid = $1 AND (extract(epoch FROM backend_start) * 1000000)::bigint = $2",
+        [
+            pid.into(),
+            watch.backend_start.load(Ordering::Relaxed).into(),
+        ],
     );
     if let Err(e) = canceller.execute_raw(cancel).await {
         tracing::warn!(error = %e, pid, "cancelling an abandoned statement failed");

@@ -47,7 +47,10 @@ pub async fn run<E>(
     E: Endpoint + 'static,
 {
     let endpoint = Arc::new(endpoint.map_to_response());
-    let local = listener.local_addr().ok();
+    let local = match listener.local_addr() {
+        Ok(addr) => Addr::SocketAddr(addr),
+        Err(_) => Addr::Custom("tcp", "".into()),
+    };
     let graceful = GracefulShutdown::new();
     let mut shutdown = std::pin::pin!(shutdown);
     loop {
@@ -69,13 +72,13 @@ pub async fn run<E>(
             inner: stream,
             clock: clock.state.clone(),
         });
-        let endpoint = endpoint.clone();
+        let (endpoint, local) = (endpoint.clone(), local.clone());
         let service = hyper::service::service_fn(move |request| {
-            let endpoint = endpoint.clone();
+            let (endpoint, local) = (endpoint.clone(), local.clone());
             async move {
                 let request = poem::Request::from((
                     request,
-                    LocalAddr(local.map_or(Addr::Custom("unknown", "".into()), Addr::SocketAddr)),
+                    LocalAddr(local),
                     RemoteAddr(Addr::SocketAddr(remote)),
                     Scheme::HTTP,
                 ));
