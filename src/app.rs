@@ -62,7 +62,7 @@ impl Lucent {
             tracing::warn!("{warning}");
         }
         let jwt_secret = jwt_secret(&config)?;
-        let database = Database::connect(&config.database.url).await?;
+        let database = Database::connect(&config.database).await?;
         db::migrate::bring_up_to_date(&database, &config).await?;
         database.optimize().await?;
         auth::store::create_tables(&database).await?;
@@ -135,7 +135,7 @@ fn jwt_secret(config: &Config) -> Result<Vec<u8>, StartError> {
         return Ok(secret.trim().as_bytes().to_vec());
     }
     let secret = Secret::generate();
-    std::fs::create_dir_all(config.data_dir())
+    db::create_private_dir(&config.data_dir())
         .map_err(|e| StartError::Setup(format!("cannot create the data folder: {e}")))?;
     write_private(&path, secret.expose())
         .map_err(|e| StartError::Setup(format!("cannot write {}: {e}", path.display())))?;

@@ -235,6 +235,8 @@ impl Auth {
                 "required",
                 "name is required (at most 200 characters)",
             ));
+        } else if name.contains('\0') {
+            errors.push(crate::schema::nul_error("name"));
         }
         let scopes: Option<Vec<String>> = match object.get("scopes") {
             None | Some(Json::Null) => None,

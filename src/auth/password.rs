@@ -186,6 +186,10 @@ fn verify_now(password: &str, stored: &str) -> bool {
 /// Every rule of `policy` that `password` breaks, as details on the `password` field.
 pub fn check_policy(policy: &PasswordPolicy, password: &str, field: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
+    // Text is text everywhere (SPEC §7), and a login refuses NUL before it hashes anything.
+    if password.contains('\0') {
+        errors.push(crate::schema::nul_error(field));
+    }
     let length = password.chars().count();
     if length < policy.min_length {
         errors.push(FieldError::new(

@@ -194,8 +194,7 @@ pub async fn find_session(db: &Database, id: &str) -> Result<Option<SessionRow>,
         .and_where(Expr::col(col("expires_at")).gt(now()));
     // Every statement on a reader sees every transaction committed before it began, on any
     // connection or instance: an ended session is seen as ended.
-    db.reader()
-        .query_one(&select)
+    db.read_auth(async |c| c.query_one(&select).await)
         .await?
         .map(|row| session_row(&row))
         .transpose()
@@ -219,8 +218,7 @@ pub async fn user_sessions(
         .and_where(Expr::col(col("expires_at")).gt(now()))
         .order_by(col("created_at"), Order::Desc)
         .order_by(col("id"), Order::Desc);
-    db.reader()
-        .query_all(&select)
+    db.read(async |c| c.query_all(&select).await)
         .await?
         .iter()
         .map(session_row)

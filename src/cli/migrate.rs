@@ -39,7 +39,7 @@ pub async fn run(command: MigrateCommand) -> ExitCode {
     let Some(config) = super::load(&path) else {
         return ExitCode::FAILURE;
     };
-    let db = match Database::connect(&config.database.url).await {
+    let db = match Database::connect(&config.database).await {
         Ok(db) => db,
         Err(e) => {
             eprintln!("lucent: database: {e}");
@@ -163,7 +163,7 @@ pub async fn report_pending(path: &Path, code: ExitCode) -> ExitCode {
         println!("database: not created yet; `serve` creates it");
         return code;
     }
-    let db = match Database::connect(&config.database.url).await {
+    let db = match Database::connect(&config.database).await {
         Ok(db) => db,
         Err(e) => {
             println!("database: not reachable ({e}); schema changes not checked");

@@ -39,12 +39,18 @@ pub struct ServerConfig {
     pub body_limit: usize,
     pub max_limit: u32,
     pub static_dir: Option<PathBuf>,
+    /// How long a client may take to send a request's headers, from its first byte.
+    pub header_timeout: Duration,
+    /// How long a keep-alive connection may wait for its next request.
+    pub idle_timeout: Duration,
 }
 
 #[derive(Debug, Clone)]
 pub struct DatabaseConfig {
     /// Connection URL; a relative SQLite path is already resolved against the config's folder.
     pub url: String,
+    /// The time limit of every statement; `None` (configured as `"0s"`): none.
+    pub statement_timeout: Option<Duration>,
 }
 
 #[derive(Debug, Clone)]
@@ -246,7 +252,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
     }
 
     let server = build_server(server, path, &root, lookup, &mut diags);
-    let database = build_database(database, &root, lookup);
+    let database = build_database(database, path, &root, lookup, &mut diags);
     let auth = build_auth(auth, path, &mut diags);
     if server.env == Env::Prod && auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
         diags.push(Diagnostic::new(

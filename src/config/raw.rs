@@ -14,12 +14,15 @@ pub struct RawServer {
     pub body_limit: Option<String>,
     pub max_limit: Option<u32>,
     pub static_dir: Option<String>,
+    pub header_timeout: Option<String>,
+    pub idle_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawDatabase {
     pub url: Option<String>,
+    pub statement_timeout: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -93,7 +93,31 @@ pub(super) fn build_server(
             None
         }
     });
+    let header_timeout = duration(
+        raw.header_timeout,
+        Duration::from_secs(10),
+        file,
+        "server.header_timeout",
+        diags,
+    );
+    let idle_timeout = duration(
+        raw.idle_timeout,
+        Duration::from_secs(60),
+        file,
+        "server.idle_timeout",
+        diags,
+    );
+    for (key, value) in [
+        ("server.header_timeout", header_timeout),
+        ("server.idle_timeout", idle_timeout),
+    ] {
+        if value.is_zero() {
+            diags.push(Diagnostic::new(file, key, "must be longer than 0s"));
+        }
+    }
     ServerConfig {
+        header_timeout,
+        idle_timeout,
         host: raw.host.unwrap_or_else(|| "127.0.0.1".into()),
         port: raw.port.unwrap_or(8080),
         env,
@@ -121,14 +145,24 @@ pub fn web_origin(text: &str) -> Option<String> {
 
 pub(super) fn build_database(
     raw: RawDatabase,
+    file: &Path,
     root: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
+    diags: &mut Diagnostics,
 ) -> DatabaseConfig {
     let url = lookup("LUCENT_DATABASE_URL")
         .or(raw.url)
         .unwrap_or_else(|| "sqlite://data/lucent.db".into());
+    let statement_timeout = duration(
+        raw.statement_timeout,
+        Duration::from_secs(5),
+        file,
+        "database.statement_timeout",
+        diags,
+    );
     DatabaseConfig {
         url: resolve_sqlite_path(&url, root),
+        statement_timeout: (!statement_timeout.is_zero()).then_some(statement_timeout),
     }
 }
 

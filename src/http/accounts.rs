@@ -18,7 +18,7 @@ use super::{form_errors, origin};
 use crate::auth::{LoginResult, Principal, Tokens};
 use crate::config::Env;
 use crate::records;
-use crate::schema::FieldError;
+use crate::schema::{FieldError, nul_error};
 
 fn user_agent(request: &Request) -> Option<&str> {
     request
@@ -145,6 +145,10 @@ pub(super) fn strings<'a, const N: usize>(
     let object = fields(body)?;
     let mut errors = Vec::new();
     let values = names.map(|name| match object.get(name) {
+        Some(Json::String(value)) if value.contains('\0') => {
+            errors.push(nul_error(name));
+            ""
+        }
         Some(Json::String(value)) => value.as_str(),
         Some(_) => {
             errors.push(FieldError::new(
@@ -177,6 +181,9 @@ pub(super) fn strings<'a, const N: usize>(
 fn optional_string<'a>(body: &'a Json, name: &str) -> Result<Option<&'a str>, ApiError> {
     match fields(body)?.get(name) {
         None => Ok(None),
+        Some(Json::String(value)) if value.contains('\0') => {
+            Err(records::Error::Validation(vec![nul_error(name)]).into())
+        }
         Some(Json::String(value)) => Ok(Some(value)),
         Some(_) => Err(records::Error::Validation(vec![FieldError::new(
             name,

@@ -37,7 +37,8 @@ fn bearer_token(value: &str) -> Option<&str> {
 /// Reads the credentials of a request without checking them.
 ///
 /// # Errors
-/// 401 for an `Authorization` header that is not `Bearer <token>`.
+/// 401 for an `Authorization` header that is not `Bearer <token>`; 400 for a session cookie
+/// holding a NUL character.
 pub fn presented(state: &State, request: &Request) -> Result<Presented, ApiError> {
     if let Some(value) = request.headers().get(header::AUTHORIZATION) {
         let token = value
@@ -48,6 +49,10 @@ pub fn presented(state: &State, request: &Request) -> Result<Presented, ApiError
         return Ok(Presented::Bearer(token.to_string()));
     }
     match request.cookie().get(cookie_name(state)) {
+        // Cookie values are percent-decoded: `%00` would reach the session lookup.
+        Some(cookie) if cookie.value_str().contains('\0') => {
+            Err(ApiError::bad_request(super::error::NUL_MESSAGE))
+        }
         Some(cookie) if !cookie.value_str().is_empty() => {
             Ok(Presented::Cookie(cookie.value_str().to_string()))
         }

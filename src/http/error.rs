@@ -6,7 +6,10 @@ use poem::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::schema::FieldError;
-use crate::{auth, records};
+use crate::{auth, db, records};
+
+/// What a request with a NUL character (U+0000) in its text is told, on every engine.
+pub const NUL_MESSAGE: &str = "text may not contain NUL characters (U+0000)";
 
 /// An error answer.
 #[derive(Debug)]
@@ -52,6 +55,30 @@ impl ApiError {
             "internal",
             "internal error",
         )
+    }
+
+    /// A statement stopped by its time limit (or a pool with no free connection in time): the
+    /// server is overloaded or the request asked for too much work; retrying later may succeed.
+    pub fn timeout() -> Self {
+        Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the database did not answer in time; try again, or ask for less",
+        )
+    }
+
+    /// The error for a failed database statement: 503 for a time limit, 400 for text PostgreSQL
+    /// refuses (a NUL character that got past the checks at the edge), else a logged 500.
+    pub fn database(cause: &sea_orm::DbErr) -> Self {
+        if db::is_timeout(cause) {
+            tracing::warn!(error = %cause, "statement stopped by its time limit");
+            Self::timeout()
+        } else if db::is_nul_refused(cause) {
+            tracing::warn!(error = %cause, "the database refused a NUL character");
+            Self::bad_request(NUL_MESSAGE)
+        } else {
+            Self::internal(cause)
+        }
     }
 
     /// The error for a poem-level failure (no route, wrong method, unreadable request).
@@ -104,7 +131,7 @@ impl From<records::Error> for ApiError {
             ),
             Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::Busy => Self::busy(),
-            Error::Database(cause) => Self::internal(&cause),
+            Error::Database(cause) => Self::database(&cause),
         }
     }
 }

@@ -11,15 +11,15 @@ mod form_errors;
 mod methods;
 mod openapi;
 mod origin;
+mod server;
 mod static_files;
 
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
-use poem::listener::{Acceptor, Listener, TcpListener};
 use poem::middleware::{CatchPanic, CookieJarManager};
 use poem::web::Html;
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, Server, get, handler};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
 pub use error::ApiError;
 use methods::Methods;
@@ -140,19 +140,25 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
     let started = Instant::now();
     let method = request.method().clone();
     let path = request.uri().path().to_string();
-    let response = match next.call(request).await {
-        Ok(response) => response.into_response(),
-        Err(error) => {
-            let mut response = ApiError::from_status(error.status()).into_response();
-            // The API's own paths answer 405 themselves (`Methods`); what is left are the
-            // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
-            if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
-                response.headers_mut().insert(
-                    poem::http::header::ALLOW,
-                    poem::http::HeaderValue::from_static("GET, HEAD"),
-                );
+    // A NUL character (`%00`) names nothing: no id, collection or file holds one, and
+    // PostgreSQL could not even compare with it.
+    let response = if path.to_ascii_lowercase().contains("%00") {
+        ApiError::not_found().into_response()
+    } else {
+        match next.call(request).await {
+            Ok(response) => response.into_response(),
+            Err(error) => {
+                let mut response = ApiError::from_status(error.status()).into_response();
+                // The API's own paths answer 405 themselves (`Methods`); what is left are the
+                // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
+                if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                    response.headers_mut().insert(
+                        poem::http::header::ALLOW,
+                        poem::http::HeaderValue::from_static("GET, HEAD"),
+                    );
+                }
+                response
             }
-            response
         }
     };
     tracing::info!(
@@ -224,27 +230,29 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
             }
         }
     });
+    // Installed before the address is announced (see `shutdown_signal`).
     let shutdown = shutdown_signal();
-    let acceptor = TcpListener::bind(format!("{host}:{port}"))
-        .into_acceptor()
-        .await?;
-    let mut bound = port;
-    for addr in acceptor.local_addr() {
-        if let Some(addr) = addr.as_socket_addr() {
-            println!("listening on http://{addr}");
-            tracing::info!(%addr, "listening");
-            bound = addr.port();
-        }
-    }
-    let lucent = listening_on(lucent, host, bound);
-
-    let result = Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app(lucent), shutdown, Some(Duration::from_secs(30)))
-        .await;
+    let listener = tokio::net::TcpListener::bind((host, port)).await?;
+    let addr = listener.local_addr()?;
+    println!("listening on http://{addr}");
+    tracing::info!(%addr, "listening");
+    let lucent = listening_on(lucent, host, addr.port());
+    let timeouts = server::Timeouts {
+        header: lucent.config.server.header_timeout,
+        idle: lucent.config.server.idle_timeout,
+    };
+    server::run(
+        listener,
+        app(lucent),
+        timeouts,
+        shutdown,
+        Duration::from_secs(30),
+    )
+    .await;
     statistics.abort();
     database.close().await;
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// `lucent` with `server.host` and `server.port` set to the address actually served (after

@@ -186,6 +186,8 @@ mod tests {
             body_limit: 1024,
             max_limit: 100,
             static_dir: None,
+            header_timeout: std::time::Duration::from_secs(10),
+            idle_timeout: std::time::Duration::from_secs(60),
         }
     }
 

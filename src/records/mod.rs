@@ -245,8 +245,12 @@ impl Records {
             .from(table)
             .cond_where(condition);
 
-        let reader = self.db.reader();
-        let (rows, total) = tokio::try_join!(reader.query_all(&select), reader.query_one(&count))?;
+        // Page and count run one after the other on one connection: a list never holds more
+        // than one reader, so no few slow lists can take every reader.
+        let (rows, total) = self
+            .db
+            .read(async |c| Ok((c.query_all(&select).await?, c.query_one(&count).await?)))
+            .await?;
         let total_docs = match total {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
@@ -369,8 +373,11 @@ impl Records {
             select.and_where(Expr::exists(live));
         }
         // A reader sees every committed change (a session ended a moment ago included) and does
-        // not queue behind writes.
-        let row = self.db.reader().query_one(&select).await?;
+        // not queue behind writes; authentication's own never queues behind record reads.
+        let row = self
+            .db
+            .read_auth(async |c| c.query_one(&select).await)
+            .await?;
         Ok(row
             .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
             .transpose()?)
@@ -401,7 +408,11 @@ impl Records {
             )
             .and_where(Expr::col((keys.clone(), Alias::new("collection"))).eq(slug))
             .and_where(Expr::col((keys, Alias::new("key_hash"))).eq(key_hash));
-        let Some(row) = self.db.reader().query_one(&select).await? else {
+        let Some(row) = self
+            .db
+            .read_auth(async |c| c.query_one(&select).await)
+            .await?
+        else {
             return Ok(None);
         };
         let doc = decode_row(&row, collection, &plan.all_columns, self.db.backend())?;
@@ -445,12 +456,11 @@ impl Records {
         if let Some(condition) = condition {
             select.cond_where(condition);
         }
-        let connection = if from_writer {
-            self.db.writer()
+        let row: Option<QueryResult> = if from_writer {
+            self.db.writer().query_one(&select).await?
         } else {
-            self.db.reader()
+            self.db.read(async |c| c.query_one(&select).await).await?
         };
-        let row: Option<QueryResult> = connection.query_one(&select).await?;
         Ok(row
             .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
             .transpose()?)

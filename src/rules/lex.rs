@@ -161,7 +161,7 @@ pub fn lex(source: &str) -> Result<Vec<Token>, Vec<RuleError>> {
                 };
                 errors.push(RuleError::new(
                     column,
-                    format!("unexpected character `{c}`{hint}"),
+                    format!("unexpected character `{}`{hint}", c.escape_debug()),
                 ));
                 1
             }
@@ -183,6 +183,7 @@ fn string(chars: &[char], start: usize) -> Result<(String, usize), (RuleError, u
     let quote = chars[start];
     let mut text = String::new();
     let mut i = start + 1;
+    // The first bad escape or NUL character, reported once the string is read.
     let mut bad_escape = None;
     while let Some(&c) = chars.get(i) {
         match c {
@@ -210,6 +211,13 @@ fn string(chars: &[char], start: usize) -> Result<(String, usize), (RuleError, u
                 };
                 text.push(escaped);
                 i += 2;
+            }
+            '\0' => {
+                // PostgreSQL refuses NUL in text: refused here, so every engine answers alike.
+                bad_escape.get_or_insert_with(|| {
+                    RuleError::new(i + 1, "a string may not contain NUL characters (U+0000)")
+                });
+                i += 1;
             }
             _ => {
                 text.push(c);
@@ -373,6 +381,11 @@ mod tests {
                 "x == 'a\\qb'",
                 vec![(8, "unknown escape (use \\\\, \\', \\\", \\n or \\t)")],
             ),
+            (
+                "x == 'a\u{0}b'",
+                vec![(8, "a string may not contain NUL characters (U+0000)")],
+            ),
+            ("x == \u{0}", vec![(6, "unexpected character `\\0`")]),
             ("12ab", vec![(1, "invalid number `12ab`")]),
             (
                 "99999999999999999999",

@@ -11,7 +11,9 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use build::Source;
-pub use value::{EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, parse_time};
+pub use value::{
+    EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, has_nul, nul_error, parse_time,
+};
 
 /// Field names Lucent manages on every collection; declaring them is a config error.
 pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];

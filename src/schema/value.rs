@@ -60,6 +60,27 @@ pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
         .map(|t| t.with_timezone(&Utc).trunc_subsecs(3))
 }
 
+/// Whether a JSON value holds a NUL character (U+0000) in a string or an object key. Text is
+/// text: PostgreSQL refuses NUL in `text` and `jsonb`, so it is refused on every engine, before
+/// any database sees it.
+pub fn has_nul(value: &Json) -> bool {
+    match value {
+        Json::String(s) => s.contains('\0'),
+        Json::Array(items) => items.iter().any(has_nul),
+        Json::Object(map) => map.iter().any(|(k, v)| k.contains('\0') || has_nul(v)),
+        Json::Null | Json::Bool(_) | Json::Number(_) => false,
+    }
+}
+
+/// The error for a value of `field` holding a NUL character.
+pub fn nul_error(field: &str) -> FieldError {
+    FieldError::new(
+        field,
+        "invalid_character",
+        format!("{field} may not contain NUL characters (U+0000)"),
+    )
+}
+
 /// One failing field of a body, as reported in an error's `details`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FieldError {
@@ -96,6 +117,9 @@ impl Field {
             } else {
                 Ok(Value::Null)
             };
+        }
+        if has_nul(input) {
+            return Err(nul_error(name));
         }
         let wrong_type = || {
             FieldError::new(
@@ -278,6 +302,45 @@ mod tests {
             let got = f.parse(&input).map_err(|e| e.code);
             assert_eq!(got, expected, "{input}");
         }
+    }
+
+    /// A NUL character anywhere in a value (a string, a JSON value or key, however deep) is
+    /// refused for every kind of field; other control characters are text like any other.
+    #[test]
+    fn nul_characters_are_refused_in_every_kind() {
+        let kinds = [
+            FieldKind::String,
+            FieldKind::Text,
+            FieldKind::Email,
+            FieldKind::Select(vec!["a\0".into()]),
+            FieldKind::Relation {
+                to: "users".into(),
+                on_delete: crate::schema::OnDelete::SetNull,
+            },
+            FieldKind::Datetime,
+            FieldKind::Json,
+        ];
+        for kind in kinds {
+            let f = field(kind);
+            for bad in [json!("a\u{0}b"), json!("\u{0}")] {
+                let error = f.parse(&bad).unwrap_err();
+                assert_eq!(error.code, "invalid_character", "{:?} {bad}", f.kind);
+            }
+        }
+        let f = field(FieldKind::Json);
+        for bad in [
+            json!({"k\u{0}": 1}),
+            json!({"a": [1, {"b": "x\u{0}"}]}),
+            json!(["\u{0}"]),
+        ] {
+            assert_eq!(
+                f.parse(&bad).unwrap_err().code,
+                "invalid_character",
+                "{bad}"
+            );
+        }
+        assert!(f.parse(&json!({"a": ["\u{1}", "b\tc"]})).is_ok());
+        assert!(field(FieldKind::Text).parse(&json!("\u{1}\u{7f}")).is_ok());
     }
 
     #[test]

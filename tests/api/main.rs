@@ -12,6 +12,7 @@ mod collections;
 mod email;
 mod fuzz;
 mod helpers;
+mod limits;
 mod lists;
 mod migrations;
 mod openapi;

@@ -59,6 +59,8 @@ pub async fn apply(
 ) -> Result<Outcome, StepError> {
     let writer = db.writer();
     let sqlite = db.backend() == DbBackend::Sqlite;
+    // A migration may rebuild a whole table: no statement time limit while it runs.
+    let _unlimited = db.lift_write_limit();
     // The pragma is a no-op inside a transaction; the writer is one connection, so it holds for
     // the transaction that follows.
     if sqlite {
@@ -101,6 +103,11 @@ async fn run(
 ) -> Result<Outcome, StepError> {
     let backend = tx.get_database_backend();
     if backend == DbBackend::Postgres {
+        // A migration may rebuild a whole table, or wait for another instance's: no statement
+        // time limit in this transaction.
+        tx.execute_unprepared("SET LOCAL statement_timeout = 0")
+            .await
+            .map_err(|e| StepError::new("start", e))?;
         // Several instances starting at once migrate one after the other.
         tx.execute_unprepared("SELECT pg_advisory_xact_lock(7163150201)")
             .await
