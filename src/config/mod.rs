@@ -1,6 +1,7 @@
 //! Configuration: `lucent.toml` plus `schemas/*.toml`, environment interpolation, every problem
 //! collected with its file and key path before loading fails.
 
+mod collections;
 mod decode;
 mod diag;
 mod env;
@@ -18,7 +19,9 @@ pub(crate) use decode::{Decoded, decode};
 pub use diag::{Diagnostic, Diagnostics, key};
 use raw::{RawAuth, RawDatabase, RawEmail, RawServer};
 
-use crate::schema::{self, Schema};
+pub use collections::{Source, build as build_schema};
+
+use crate::schema::Schema;
 
 /// `dev` relaxes what a local machine cannot provide (a JWT secret); `prod` insists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -214,7 +217,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         Some(toml::Value::Table(collections)) => {
             for (slug, value) in collections {
                 match value {
-                    toml::Value::Table(table) => sources.push(schema::Source {
+                    toml::Value::Table(table) => sources.push(Source {
                         file: path.to_path_buf(),
                         prefix: format!("collections.{}.", key(&slug)),
                         slug: Some(slug),
@@ -262,7 +265,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         ));
     }
     let email = build_email(email, path, &root, &mut diags);
-    let (schema, schema_diags) = Schema::build_partial(sources, complete);
+    let (schema, schema_diags) = collections::build_partial(sources, complete);
     diags.0.extend(schema_diags.0);
     let config = Config {
         file: path.to_path_buf(),
@@ -335,7 +338,7 @@ fn line_column(text: &str, offset: usize) -> (usize, usize) {
 fn collect_schema_files(
     dir: &Path,
     lookup: &dyn Fn(&str) -> Option<String>,
-    sources: &mut Vec<schema::Source>,
+    sources: &mut Vec<Source>,
     diags: &mut Diagnostics,
 ) -> bool {
     let Ok(entries) = std::fs::read_dir(dir) else {
@@ -350,7 +353,7 @@ fn collect_schema_files(
     for file in files {
         if let Some(table) = read_toml(&file, lookup, diags) {
             let stem = file.file_stem().map(|s| s.to_string_lossy().into_owned());
-            sources.push(schema::Source {
+            sources.push(Source {
                 file,
                 prefix: String::new(),
                 slug: stem,

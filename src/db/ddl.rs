@@ -195,11 +195,11 @@ pub fn table_statements(schema: &Schema, backend: DbBackend) -> Vec<Statement> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::Source;
+    use crate::config::{Source, build_schema};
 
     fn schema(text: &str) -> Schema {
         let table: toml::Table = toml::from_str(text).unwrap();
-        Schema::build(vec![Source {
+        build_schema(vec![Source {
             file: "t.toml".into(),
             prefix: String::new(),
             slug: Some("posts".into()),

@@ -36,8 +36,15 @@ pub fn to_sql_value(kind: &FieldKind, value: &Value, backend: DbBackend) -> SqlV
             FieldKind::Number => SqlValue::Double(None),
             FieldKind::Boolean => SqlValue::Bool(None),
             FieldKind::Datetime => SqlValue::ChronoDateTimeUtc(None),
-            FieldKind::Json if backend != DbBackend::Sqlite => SqlValue::Json(None),
-            _ => SqlValue::String(None),
+            FieldKind::Json => match backend {
+                DbBackend::Sqlite => SqlValue::String(None),
+                _ => SqlValue::Json(None),
+            },
+            FieldKind::String
+            | FieldKind::Text
+            | FieldKind::Email
+            | FieldKind::Select(_)
+            | FieldKind::Relation { .. } => SqlValue::String(None),
         },
         Value::Text(s) => SqlValue::String(Some(s.clone())),
         Value::Int(i) => SqlValue::BigInt(Some(*i)),

@@ -11,7 +11,6 @@ use sea_orm::sea_query::{
     Alias, Asterisk, Condition, Expr, ExprTrait, Func, Order, Query, SelectStatement,
 };
 use sea_orm::{ConnectionTrait, QueryResult};
-use serde_json::{Map, Value as Json};
 
 pub use error::{Error, Result};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
@@ -24,8 +23,7 @@ use crate::db::{Column, Database, decode_row};
 use crate::rules::{Mode, Residual, Rule};
 use crate::schema::{Collection, FieldKind, Schema};
 
-/// A document as the API shows it: field name → JSON value.
-pub type Doc = Map<String, Json>;
+pub use crate::schema::Doc;
 
 /// One page of a list.
 #[derive(Debug, Clone, serde::Serialize)]

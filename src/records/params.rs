@@ -149,7 +149,7 @@ impl ListQuery {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::schema::{Schema, Source};
+    use crate::config::{Source, build_schema};
 
     fn posts() -> Collection {
         let table: toml::Table = toml::from_str(
@@ -160,7 +160,7 @@ mod tests {
             "#,
         )
         .unwrap();
-        let schema = Schema::build(vec![Source {
+        let schema = build_schema(vec![Source {
             file: "t".into(),
             prefix: String::new(),
             slug: Some("posts".into()),

@@ -8,9 +8,9 @@ use serde_json::{Map, Value as Json};
 
 use super::Rule;
 use super::ast::CmpOp;
-use super::check::{Node, UserAttr};
 use super::error::Fault;
-use super::eval::{Val, as_condition, compare, equal, from_json, typed};
+use super::eval::{as_condition, compare, equal, from_json, typed};
+use super::ir::{Node, UserAttr, Val};
 
 /// A `user.<field>` read in a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -3,18 +3,12 @@
 //! String literals compared with datetimes become datetimes here, once.
 
 use std::collections::BTreeMap;
-use std::fmt;
-
-use chrono::{DateTime, SubsecRound, Utc};
 
 use super::Mode;
 use super::ast::{CmpOp, Expr, ExprKind, Literal, Segment};
 use super::error::RuleError;
-use super::eval::Val;
-use crate::schema::{Collection, FieldKind, Schema};
-
-/// Longest string a `~` operand may be, in characters (SPEC §6).
-pub const MAX_PATTERN: usize = 256;
+use super::ir::{Column, MAX_PATTERN, Node, Ty, UserAttr, Val};
+use crate::schema::{Collection, Schema, parse_time};
 
 /// Most `~` comparisons one filter may hold (SPEC §7). Each is a substring search over the whole
 /// stored text of every row the list reaches: measured ~0.5 s per clause over a 900 KiB value
@@ -23,119 +17,6 @@ pub const MAX_CONTAINS: usize = 8;
 
 /// Most characters the literal operands of one filter's `~` comparisons may hold together.
 pub const MAX_CONTAINS_CHARS: usize = 1024;
-
-/// Static types. `Any` is a `user` field that auth collections declare with different types; its
-/// values are checked when the rule runs.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Ty {
-    Null,
-    Bool,
-    Int,
-    Float,
-    Str,
-    Time,
-    Json,
-    List(Box<Ty>),
-    User,
-    Any,
-}
-
-impl Ty {
-    fn of(kind: &FieldKind) -> Ty {
-        match kind {
-            FieldKind::String
-            | FieldKind::Text
-            | FieldKind::Email
-            | FieldKind::Select(_)
-            | FieldKind::Relation { .. } => Ty::Str,
-            FieldKind::Integer => Ty::Int,
-            FieldKind::Number => Ty::Float,
-            FieldKind::Boolean => Ty::Bool,
-            FieldKind::Datetime => Ty::Time,
-            FieldKind::Json => Ty::Json,
-        }
-    }
-
-    fn is_number(&self) -> bool {
-        matches!(self, Ty::Int | Ty::Float)
-    }
-
-    fn orderable(&self) -> bool {
-        matches!(
-            self,
-            Ty::Int | Ty::Float | Ty::Str | Ty::Time | Ty::Null | Ty::Any
-        )
-    }
-
-    fn loose(&self) -> bool {
-        matches!(self, Ty::Null | Ty::Any)
-    }
-}
-
-impl fmt::Display for Ty {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Ty::Null => "null",
-            Ty::Bool => "boolean",
-            Ty::Int => "integer",
-            Ty::Float => "number",
-            Ty::Str => "string",
-            Ty::Time => "datetime",
-            Ty::Json => "json",
-            Ty::List(_) => "list",
-            Ty::User => "user",
-            Ty::Any => "value",
-        })
-    }
-}
-
-/// A column of the collection's table. The name comes from the schema, never from the source.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Column {
-    pub name: String,
-    pub ty: Ty,
-}
-
-#[derive(Debug, Clone, PartialEq)]
-pub enum UserAttr {
-    Id,
-    Collection,
-    Scopes,
-    Field(String, Ty),
-}
-
-/// The checked tree that evaluation and SQL generation walk.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Node {
-    Or(Vec<Node>),
-    And(Vec<Node>),
-    Not(Box<Node>),
-    Cmp(CmpOp, Box<Node>, Box<Node>),
-    Const(Val),
-    Now,
-    /// Only as the right side of `in`.
-    List(Vec<Node>),
-    /// `user` itself: only compared with null.
-    User,
-    UserAttr(UserAttr),
-    Data(String, Ty),
-    Doc(Column),
-}
-
-impl Node {
-    /// Whether the value depends on the stored document, i.e. must become SQL.
-    pub fn uses_doc(&self) -> bool {
-        match self {
-            Node::Doc(_) => true,
-            Node::Or(items) | Node::And(items) | Node::List(items) => {
-                items.iter().any(Node::uses_doc)
-            }
-            Node::Not(inner) => inner.uses_doc(),
-            Node::Cmp(_, left, right) => left.uses_doc() || right.uses_doc(),
-            Node::Const(_) | Node::Now | Node::User | Node::UserAttr(_) | Node::Data(..) => false,
-        }
-    }
-}
 
 /// What names mean for one rule.
 pub struct Names<'a> {
@@ -516,13 +397,6 @@ fn blame(left: &Expr, right: &Expr) -> usize {
     } else {
         right.column
     }
-}
-
-/// RFC 3339, cut to milliseconds like every stored datetime.
-pub fn parse_time(text: &str) -> Option<DateTime<Utc>> {
-    DateTime::parse_from_rfc3339(text)
-        .ok()
-        .map(|t| t.with_timezone(&Utc).trunc_subsecs(3))
 }
 
 #[cfg(test)]

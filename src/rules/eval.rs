@@ -19,23 +19,10 @@ use serde_json::Value as Json;
 
 use super::Env;
 use super::ast::CmpOp;
-use super::check::{MAX_PATTERN, Node, Ty, UserAttr, parse_time};
 use super::error::Fault;
+use super::ir::{MAX_PATTERN, Node, Ty, UserAttr, Val};
 use super::parse::MAX_LIST;
-
-/// A run-time value.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Val {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String),
-    Time(DateTime<Utc>),
-    List(Vec<Val>),
-    /// A non-null json field value or the signed-in user: only ever compared with null.
-    Opaque,
-}
+use crate::schema::parse_time;
 
 /// The rule's answer: a fault denies.
 pub fn truth(node: &Node, env: &Env<'_>) -> Result<bool, Fault> {

@@ -2,7 +2,7 @@
 //! against the schema, then either evaluated in memory or turned into a SQL condition.
 //!
 //! `lex` → `parse` (syntax tree, `ast`) → `check` (names and types against the schema) give a
-//! [`Rule`]; `eval` runs it in memory, `sql` evaluates what it can in memory and turns the rest
+//! [`Rule`], whose checked tree and run-time values are `ir`'s; `eval` runs it in memory, `sql` evaluates what it can in memory and turns the rest
 //! into a sea-query condition. Both follow the null rules written down in `eval.rs`, and a
 //! property test (`agreement.rs`) holds them to agreeing on SQLite and PostgreSQL.
 
@@ -15,6 +15,7 @@ mod error;
 mod eval;
 #[cfg(test)]
 mod fuzz;
+mod ir;
 mod lex;
 mod parse;
 mod sql;
@@ -26,8 +27,8 @@ use sea_orm::sea_query::Condition;
 use serde_json::{Map, Value as Json};
 
 pub use analysis::{Suspect, UserRead};
-pub use check::MAX_PATTERN;
 pub use error::RuleError;
+pub use ir::MAX_PATTERN;
 pub use lex::MAX_SOURCE_BYTES;
 pub use parse::{MAX_DEPTH, MAX_LIST};
 
@@ -45,7 +46,7 @@ pub enum Mode {
 /// A parsed, type-checked expression.
 #[derive(Debug, Clone)]
 pub struct Rule {
-    node: check::Node,
+    node: ir::Node,
 }
 
 /// The signed-in account a rule sees as `user`.

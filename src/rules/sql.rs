@@ -27,9 +27,9 @@ use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Value}
 
 use super::Env;
 use super::ast::CmpOp;
-use super::check::{Column, MAX_PATTERN, Node, Ty};
 use super::error::Fault;
-use super::eval::{self, Val, coerce};
+use super::eval::{self, coerce};
+use super::ir::{Column, MAX_PATTERN, Node, Ty, Val};
 use super::parse::MAX_LIST;
 
 /// A rule reduced against `user`, `now` and `data`: decided, or a condition on the document.

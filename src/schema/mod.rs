@@ -1,7 +1,6 @@
 //! Collections and their fields, checked and ready to use: what every other module reads instead
 //! of the raw configuration.
 
-mod build;
 mod value;
 
 use std::collections::{BTreeSet, HashMap};
@@ -10,9 +9,9 @@ use std::time::Duration;
 
 use regex::Regex;
 
-pub use build::Source;
 pub use value::{
-    EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, has_nul, nul_error, parse_time,
+    Doc, EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, has_nul, now, nul_error,
+    parse_time,
 };
 
 /// Field names Lucent manages on every collection; declaring them is a config error.
@@ -161,6 +160,20 @@ pub enum OnDelete {
     Restrict,
 }
 
+/// A field's type.
+///
+/// Places a new field type touches (every `match` on it is exhaustive, so the compiler lists
+/// most of them; keep it so — no `_ =>` arm over kinds):
+/// 1. here: the variant, [`FieldKind::name`] and [`FieldKind::is_textual`];
+/// 2. `config/collections.rs`: the `type = "..."` name and the options the type takes;
+/// 3. `schema/value.rs`: [`Field::parse`] (a JSON value → [`Value`]) and what it expects;
+/// 4. `db/ddl.rs` `column_type`: the column per engine (results must read back identically);
+/// 5. `db/rows.rs`: `to_sql_value` (the bound parameter) and `decode_row` (the column → JSON);
+/// 6. `db/migrate/`: `snapshot.rs` `Kind` (the recorded storage), `convert.rs` (existing values
+///    when a field changes type) and `diff.rs` (which type changes keep every row);
+/// 7. `rules/ir.rs` `Ty::of`: the type access rules and filters see;
+/// 8. `http/openapi/schemas.rs`: the field's JSON Schema in the OpenAPI document;
+/// 9. `docs/configuration.md` (the field type table) and the type list in `config/fuzz.rs`.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
     String,

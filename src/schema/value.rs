@@ -48,6 +48,14 @@ impl Value {
     }
 }
 
+/// A document as the API shows it: field name → JSON value.
+pub type Doc = serde_json::Map<String, Json>;
+
+/// The current time at the precision datetimes are stored with (milliseconds).
+pub fn now() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(3)
+}
+
 /// RFC 3339 in UTC with milliseconds, the one format datetimes take in responses.
 pub fn format_time(t: &DateTime<Utc>) -> String {
     t.to_rfc3339_opts(SecondsFormat::Millis, true)

@@ -125,8 +125,8 @@ async fn run(
     let mut foreign_keys = Vec::new();
     for operation in operations {
         let before = snapshot.clone();
-        snapshot
-            .apply(operation)
+        operation
+            .apply_to(&mut snapshot)
             .map_err(|e| StepError::new(operation.summary(), e))?;
         let step = Step {
             tx,

@@ -389,7 +389,7 @@ mod tests {
         ]);
         let mut snapshot = before.clone();
         for change in diff(&before, &after, &no_defaults) {
-            snapshot.apply(&change.operation).unwrap();
+            change.operation.apply_to(&mut snapshot).unwrap();
         }
         assert!(diff(&snapshot, &after, &no_defaults).is_empty());
     }

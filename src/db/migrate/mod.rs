@@ -143,7 +143,7 @@ pub async fn status(db: &Database, config: &Config) -> Result<Status, MigrateErr
                     if let Some(risk) = diff::operation_risk(&projected, operation) {
                         risks.push(format!("{}: {risk}", operation.summary()));
                     }
-                    if let Err(e) = projected.apply(operation) {
+                    if let Err(e) = operation.apply_to(&mut projected) {
                         errors.push(format!("{}: {}: {e}", file.name, operation.summary()));
                     }
                 }

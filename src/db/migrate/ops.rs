@@ -1,4 +1,5 @@
-//! Migration files: engine-neutral operations in TOML, read from and written to `migrations/`.
+//! Migration files: engine-neutral operations in TOML, read from and written to `migrations/`,
+//! and what each operation does to the recorded schema ([`Operation::apply_to`]).
 //!
 //! A file is a list of `[[operation]]` tables run in order; comments are free. Its checksum is the
 //! SHA-256 of its bytes, so any edit after it was applied is noticed.
@@ -8,7 +9,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::snapshot::FieldDef;
+use super::snapshot::{CollectionDef, FieldDef, Kind, Snapshot};
+use crate::schema::SYSTEM_FIELDS;
 
 /// One schema change, rendered to SQL for the engine at apply time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -97,6 +99,127 @@ impl Operation {
         .replace('-', "_")
         .to_lowercase()
     }
+}
+
+impl Operation {
+    /// Applies the operation to a recorded schema, checking it fits the schema as it is.
+    ///
+    /// # Errors
+    /// What does not fit: an unknown collection or field, a name already taken, a relation
+    /// without a target.
+    pub fn apply_to(&self, schema: &mut Snapshot) -> Result<(), String> {
+        match self {
+            Operation::CreateCollection { collection, fields } => {
+                check_slug(collection)?;
+                if schema.collection(collection).is_some() {
+                    return Err(format!("collection `{collection}` already exists"));
+                }
+                let mut created = CollectionDef {
+                    name: collection.clone(),
+                    fields: Vec::new(),
+                };
+                for field in fields {
+                    check_new_field(&created, field)?;
+                    created.fields.push(field.clone());
+                }
+                schema.collections.push(created);
+            }
+            Operation::DropCollection { collection } => {
+                schema.collection_mut(collection)?;
+                schema.collections.retain(|c| &c.name != collection);
+            }
+            Operation::AddField {
+                collection, field, ..
+            } => {
+                let target = schema.collection_mut(collection)?;
+                check_new_field(target, field)?;
+                target.fields.push(field.clone());
+            }
+            Operation::DropField { collection, field } => {
+                let target = schema.collection_mut(collection)?;
+                existing(target, field)?;
+                target.fields.retain(|f| &f.name != field);
+            }
+            Operation::RenameField {
+                collection,
+                from,
+                to,
+            } => {
+                let target = schema.collection_mut(collection)?;
+                existing(target, from)?;
+                check_name(target, to)?;
+                if let Some(field) = target.fields.iter_mut().find(|f| &f.name == from) {
+                    field.name = to.clone();
+                }
+            }
+            Operation::AlterField {
+                collection, field, ..
+            } => {
+                let target = schema.collection_mut(collection)?;
+                existing(target, &field.name)?;
+                check_relation(field)?;
+                if let Some(slot) = target.fields.iter_mut().find(|f| f.name == field.name) {
+                    *slot = field.clone();
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn existing(collection: &CollectionDef, name: &str) -> Result<(), String> {
+    match collection.field(name) {
+        Some(_) => Ok(()),
+        None => Err(format!("`{}` has no field `{name}`", collection.name)),
+    }
+}
+
+fn check_name(collection: &CollectionDef, name: &str) -> Result<(), String> {
+    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
+        && name.len() <= 63
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !valid || SYSTEM_FIELDS.contains(&name) {
+        return Err(format!("invalid field name `{name}`"));
+    }
+    if collection.field(name).is_some() {
+        return Err(format!(
+            "`{}` already has a field `{name}`",
+            collection.name
+        ));
+    }
+    Ok(())
+}
+
+fn check_slug(slug: &str) -> Result<(), String> {
+    let valid = slug.chars().next().is_some_and(|c| c.is_ascii_lowercase())
+        && slug.len() <= 63
+        && slug
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-');
+    if valid {
+        Ok(())
+    } else {
+        Err(format!("invalid collection name `{slug}`"))
+    }
+}
+
+fn check_relation(field: &FieldDef) -> Result<(), String> {
+    match (field.kind, &field.to) {
+        (Kind::Relation, None) => Err(format!(
+            "relation field `{}` needs `to = \"<collection>\"`",
+            field.name
+        )),
+        (Kind::Relation, Some(_)) | (_, None) => Ok(()),
+        (_, Some(_)) => Err(format!(
+            "`to` applies only to relation fields (`{}`)",
+            field.name
+        )),
+    }
+}
+
+fn check_new_field(collection: &CollectionDef, field: &FieldDef) -> Result<(), String> {
+    check_name(collection, &field.name)?;
+    check_relation(field)
 }
 
 #[derive(Debug, Serialize, Deserialize)]

@@ -1,4 +1,5 @@
-//! Raw collection tables → checked [`Collection`]s, every problem reported with its key path.
+//! Raw collection tables → the checked [`Schema`], every problem reported with its key path: the
+//! one place that turns a file format into collections (`schema` knows no file format).
 
 use std::collections::{BTreeSet, HashSet};
 use std::path::PathBuf;
@@ -7,12 +8,12 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::{
+use super::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
+use super::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
+use crate::schema::{
     AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, Gaps,
     OnDelete, PredicateSource, SYSTEM_FIELDS, Schema, Unsure, Value,
 };
-use crate::config::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
-use crate::config::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 
 static SLUG: LazyLock<Regex> =
     LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
@@ -45,77 +46,75 @@ const AUTH_FIELDS: [&str; 7] = [
     "resetExpiry",
 ];
 
-impl Schema {
-    /// Checks every collection and builds the schema.
-    ///
-    /// # Errors
-    /// Every problem in every collection.
-    pub fn build(sources: Vec<Source>) -> Result<Schema, Diagnostics> {
-        let (schema, diags) = Self::build_partial(sources, true);
-        diags.finish(schema)
-    }
+/// Checks every collection and builds the schema.
+///
+/// # Errors
+/// Every problem in every collection.
+pub fn build(sources: Vec<Source>) -> Result<Schema, Diagnostics> {
+    let (schema, diags) = build_partial(sources, true);
+    diags.finish(schema)
+}
 
-    /// Builds what can be built and reports every problem: the schema holds every collection
-    /// that could be checked (without the fields that could not), and [`Schema::gaps`] says what
-    /// it may lack. `complete` is false when some collection table could not even be read.
-    pub fn build_partial(sources: Vec<Source>, complete: bool) -> (Schema, Diagnostics) {
-        let mut diags = Diagnostics::default();
-        let mut collections: Vec<Collection> = Vec::new();
-        let mut gaps = Gaps::default();
-        gaps.user_fields.all = !complete;
-        for source in sources {
-            let Built {
-                collection,
-                mut unsure,
-                maybe_auth,
-            } = build_collection(source, &mut diags);
-            if maybe_auth {
-                // Its fields, and the ones Lucent would add, may be `user` fields.
-                unsure.names.extend(AUTH_FIELDS.map(String::from));
-                gaps.user_fields.add(&unsure);
+/// Builds what can be built and reports every problem: the schema holds every collection
+/// that could be checked (without the fields that could not), and [`Schema::gaps`] says what
+/// it may lack. `complete` is false when some collection table could not even be read.
+pub fn build_partial(sources: Vec<Source>, complete: bool) -> (Schema, Diagnostics) {
+    let mut diags = Diagnostics::default();
+    let mut collections: Vec<Collection> = Vec::new();
+    let mut gaps = Gaps::default();
+    gaps.user_fields.all = !complete;
+    for source in sources {
+        let Built {
+            collection,
+            mut unsure,
+            maybe_auth,
+        } = build_collection(source, &mut diags);
+        if maybe_auth {
+            // Its fields, and the ones Lucent would add, may be `user` fields.
+            unsure.names.extend(AUTH_FIELDS.map(String::from));
+            gaps.user_fields.add(&unsure);
+            gaps.user_fields
+                .names
+                .extend(collection.fields.iter().map(|f| f.name.clone()));
+        } else if collection.auth.is_some() {
+            gaps.user_fields.add(&unsure);
+        }
+        if collections.iter().any(|c| c.slug == collection.slug) {
+            diags.push(Diagnostic::new(
+                &collection.file,
+                format!("{}slug", collection.prefix),
+                format!("duplicate collection slug `{}`", collection.slug),
+            ));
+            if collection.auth.is_some() {
                 gaps.user_fields
                     .names
                     .extend(collection.fields.iter().map(|f| f.name.clone()));
-            } else if collection.auth.is_some() {
-                gaps.user_fields.add(&unsure);
             }
-            if collections.iter().any(|c| c.slug == collection.slug) {
+            continue;
+        }
+        if !unsure.is_empty() {
+            gaps.fields.insert(collection.slug.clone(), unsure);
+        }
+        collections.push(collection);
+    }
+    for collection in &collections {
+        for field in &collection.fields {
+            // With a collection table unread, the target may be that one.
+            if let FieldKind::Relation { to, .. } = &field.kind
+                && complete
+                && !collections.iter().any(|c| &c.slug == to)
+            {
                 diags.push(Diagnostic::new(
                     &collection.file,
-                    format!("{}slug", collection.prefix),
-                    format!("duplicate collection slug `{}`", collection.slug),
+                    format!("{}fields.{}.to", collection.prefix, field.name),
+                    format!("relation to unknown collection `{to}`"),
                 ));
-                if collection.auth.is_some() {
-                    gaps.user_fields
-                        .names
-                        .extend(collection.fields.iter().map(|f| f.name.clone()));
-                }
-                continue;
-            }
-            if !unsure.is_empty() {
-                gaps.fields.insert(collection.slug.clone(), unsure);
-            }
-            collections.push(collection);
-        }
-        for collection in &collections {
-            for field in &collection.fields {
-                // With a collection table unread, the target may be that one.
-                if let FieldKind::Relation { to, .. } = &field.kind
-                    && complete
-                    && !collections.iter().any(|c| &c.slug == to)
-                {
-                    diags.push(Diagnostic::new(
-                        &collection.file,
-                        format!("{}fields.{}.to", collection.prefix, field.name),
-                        format!("relation to unknown collection `{to}`"),
-                    ));
-                }
             }
         }
-        let mut schema = Schema::new(collections);
-        schema.gaps = gaps;
-        (schema, diags)
     }
+    let mut schema = Schema::new(collections);
+    schema.gaps = gaps;
+    (schema, diags)
 }
 
 /// One collection as far as it could be built.
