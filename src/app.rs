@@ -64,10 +64,8 @@ impl Lucent {
         let jwt_secret = jwt_secret(&config)?;
         let database = Database::connect(&config.database).await?;
         db::migrate::bring_up_to_date(&database, &config).await?;
+        db::system::bring_up_to_date(&database).await?;
         database.optimize().await?;
-        auth::store::create_tables(&database).await?;
-        auth::api_keys::create_table(&database).await?;
-        auth::email::tokens::create_table(&database).await?;
         let schema = Arc::new(config.schema.clone());
         let passwords = Passwords::new();
         let records = Records::new(

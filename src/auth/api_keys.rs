@@ -2,9 +2,7 @@
 //! through a unique index (no scan, no comparison of secrets), with scopes and an expiry.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, Expr, ExprTrait, Index, Order, Query, StringLen, Table,
-};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 use serde_json::Value as Json;
 
@@ -12,7 +10,7 @@ use super::accounts::{Auth, Error, Result};
 use super::secret::{digest, same_digest};
 use super::store::now;
 use super::{Credential, Principal};
-use crate::db::{Database, datetime_type};
+use crate::db::Database;
 use crate::records;
 use crate::schema::{FieldError, format_time};
 
@@ -27,55 +25,6 @@ const LAST_USED_EVERY: chrono::Duration = chrono::Duration::seconds(60);
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
-}
-
-/// Creates the key table when missing.
-///
-/// # Errors
-/// When a statement fails.
-pub async fn create_table(db: &Database) -> Result<(), DbErr> {
-    let id = || ColumnType::String(StringLen::N(64));
-    let time = || datetime_type(db.backend());
-    let table = Table::create()
-        .table(col(API_KEYS))
-        .if_not_exists()
-        .col(
-            ColumnDef::new_with_type(col("id"), id())
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new_with_type(col("collection"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("user_id"), id()).not_null())
-        .col(
-            ColumnDef::new_with_type(col("name"), ColumnType::String(StringLen::N(200))).not_null(),
-        )
-        .col(
-            ColumnDef::new_with_type(col("prefix"), ColumnType::String(StringLen::N(16)))
-                .not_null(),
-        )
-        .col(
-            ColumnDef::new_with_type(col("key_hash"), id())
-                .not_null()
-                .unique_key(),
-        )
-        .col(ColumnDef::new_with_type(
-            col("scopes"),
-            ColumnType::String(StringLen::N(64)),
-        ))
-        .col(ColumnDef::new_with_type(col("created_at"), time()).not_null())
-        .col(ColumnDef::new_with_type(col("expires_at"), time()))
-        .col(ColumnDef::new_with_type(col("last_used_at"), time()))
-        .to_owned();
-    db.writer().execute(&table).await?;
-    let by_user = Index::create()
-        .name("ix__lucent_api_keys_user")
-        .table(col(API_KEYS))
-        .col(col("collection"))
-        .col(col("user_id"))
-        .if_not_exists()
-        .to_owned();
-    db.writer().execute(&by_user).await?;
-    Ok(())
 }
 
 /// A key as its owner sees it; `key` only in the create answer.

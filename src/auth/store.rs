@@ -3,13 +3,10 @@
 //! behave as one server.
 
 use chrono::{DateTime, SubsecRound, Utc};
-use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, Expr, ExprTrait, ForeignKey, ForeignKeyAction, Index, OnConflict,
-    Order, Query, StringLen, Table,
-};
+use sea_orm::sea_query::{Alias, Expr, ExprTrait, OnConflict, Order, Query};
 use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, TransactionTrait};
 
-use crate::db::{Database, datetime_type};
+use crate::db::Database;
 
 pub const SESSIONS: &str = "_lucent_sessions";
 pub const ATTEMPTS: &str = "_lucent_login_attempts";
@@ -20,99 +17,6 @@ pub const ROTATED: &str = "_lucent_rotated_refresh";
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
-}
-
-/// Creates the auth tables when missing.
-///
-/// # Errors
-/// When a statement fails.
-pub async fn create_tables(db: &Database) -> Result<(), DbErr> {
-    let writer = db.writer();
-    let backend = db.backend();
-    let id = || ColumnType::String(StringLen::N(64));
-    let time = || datetime_type(backend);
-    let sessions = Table::create()
-        .table(col(SESSIONS))
-        .if_not_exists()
-        .col(
-            ColumnDef::new_with_type(col("id"), id())
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new_with_type(col("collection"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("user_id"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("refresh_hash"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("cookie_hash"), id()))
-        .col(ColumnDef::new_with_type(
-            col("user_agent"),
-            ColumnType::String(StringLen::N(256)),
-        ))
-        .col(ColumnDef::new_with_type(col("created_at"), time()).not_null())
-        .col(ColumnDef::new_with_type(col("last_used_at"), time()).not_null())
-        .col(ColumnDef::new_with_type(col("expires_at"), time()).not_null())
-        .to_owned();
-    writer.execute(&sessions).await?;
-    let by_user = Index::create()
-        .name("ix__lucent_sessions_user")
-        .table(col(SESSIONS))
-        .col(col("collection"))
-        .col(col("user_id"))
-        .if_not_exists()
-        .to_owned();
-    writer.execute(&by_user).await?;
-    let attempts = Table::create()
-        .table(col(ATTEMPTS))
-        .if_not_exists()
-        .col(
-            ColumnDef::new_with_type(col("key"), id())
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new_with_type(col("failures"), ColumnType::BigInteger).not_null())
-        .col(ColumnDef::new_with_type(col("locked_until"), time()))
-        .col(ColumnDef::new_with_type(col("updated_at"), time()).not_null())
-        .to_owned();
-    writer.execute(&attempts).await?;
-    let attempts_by_age = Index::create()
-        .name("ix__lucent_login_attempts_updated")
-        .table(col(ATTEMPTS))
-        .col(col("updated_at"))
-        .if_not_exists()
-        .to_owned();
-    writer.execute(&attempts_by_age).await?;
-    // Rows go with their session (logout, reuse, password change, account deletion).
-    let rotated = Table::create()
-        .table(col(ROTATED))
-        .if_not_exists()
-        .col(
-            ColumnDef::new_with_type(col("hash"), id())
-                .not_null()
-                .primary_key(),
-        )
-        .col(ColumnDef::new_with_type(col("session_id"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("rotated_at"), time()).not_null())
-        .foreign_key(
-            ForeignKey::create()
-                .name("fk__lucent_rotated_refresh_session")
-                .from(col(ROTATED), col("session_id"))
-                .to(col(SESSIONS), col("id"))
-                .on_delete(ForeignKeyAction::Cascade),
-        )
-        .to_owned();
-    writer.execute(&rotated).await?;
-    for (name, column) in [
-        ("ix__lucent_rotated_refresh_session", "session_id"),
-        ("ix__lucent_rotated_refresh_age", "rotated_at"),
-    ] {
-        let index = Index::create()
-            .name(name)
-            .table(col(ROTATED))
-            .col(col(column))
-            .if_not_exists()
-            .to_owned();
-        writer.execute(&index).await?;
-    }
-    Ok(())
 }
 
 pub fn now() -> DateTime<Utc> {

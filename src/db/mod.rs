@@ -6,6 +6,7 @@ mod ddl;
 mod lanes;
 pub mod migrate;
 mod rows;
+pub mod system;
 
 use std::path::Path;
 use std::str::FromStr;

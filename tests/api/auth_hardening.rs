@@ -709,7 +709,8 @@ async fn only_a_real_rotated_refresh_token_counts_as_reuse() {
     }
 }
 
-/// Drops `_lucent_rotated_refresh`, as in a database made before it existed.
+/// Drops `_lucent_rotated_refresh`, as in a database made before it existed (which also predates
+/// the system tables' versions, so their record goes too).
 async fn drop_rotated_table(server: &Server, backend: &Backend) {
     use sea_orm::ConnectionTrait;
     let url = match backend {
@@ -721,6 +722,9 @@ async fn drop_rotated_table(server: &Server, backend: &Backend) {
     };
     let db = sea_orm::Database::connect(&url).await.unwrap();
     db.execute_unprepared("DROP TABLE _lucent_rotated_refresh")
+        .await
+        .unwrap();
+    db.execute_unprepared("DROP TABLE _lucent_system_migrations")
         .await
         .unwrap();
     db.close().await.unwrap();

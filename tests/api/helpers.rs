@@ -117,6 +117,14 @@ impl Server {
         files: &[(&str, &str)],
         env: &[(&str, &str)],
     ) -> Server {
+        let mut server = Self::prepare(backend, config, files);
+        server.spawn(env);
+        server
+    }
+
+    /// The folder (with `config` and `files`) and the empty database of a server, not started:
+    /// [`Server::spawn`] starts it.
+    pub fn prepare(backend: &Backend, config: &str, files: &[(&str, &str)]) -> Server {
         let dir = tempfile::tempdir().expect("temp dir");
         std::fs::write(dir.path().join("lucent.toml"), config).unwrap();
         for (path, contents) in files {
@@ -131,7 +139,7 @@ impl Server {
                 (Some((admin.clone(), name)), Some(url))
             }
         };
-        let mut server = Server {
+        Server {
             base: String::new(),
             dir,
             // No cookie jar: tests pass credentials explicitly, or build a client that keeps them.
@@ -142,9 +150,7 @@ impl Server {
             child: None,
             database,
             database_url,
-        };
-        server.spawn(env);
-        server
+        }
     }
 
     /// Starts (or restarts) the binary on the same folder and database.

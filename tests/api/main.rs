@@ -17,3 +17,4 @@ mod lists;
 mod migrations;
 mod openapi;
 mod static_site;
+mod system_tables;

@@ -5,13 +5,11 @@
 //! limit holds across every instance sharing the database.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, Cond, Expr, ExprTrait, Index, Query, StringLen, Table,
-};
+use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
 use crate::auth::store::now;
-use crate::db::{Database, datetime_type};
+use crate::db::Database;
 
 pub const EMAIL_TOKENS: &str = "_lucent_email_tokens";
 
@@ -33,44 +31,6 @@ impl Purpose {
 
 fn col(name: &str) -> Alias {
     Alias::new(name)
-}
-
-/// Creates the token table when missing.
-///
-/// # Errors
-/// When a statement fails.
-pub async fn create_table(db: &Database) -> Result<(), DbErr> {
-    let id = || ColumnType::String(StringLen::N(64));
-    let time = || datetime_type(db.backend());
-    let table = Table::create()
-        .table(col(EMAIL_TOKENS))
-        .if_not_exists()
-        .col(
-            ColumnDef::new_with_type(col("hash"), id())
-                .not_null()
-                .primary_key(),
-        )
-        .col(
-            ColumnDef::new_with_type(col("purpose"), ColumnType::String(StringLen::N(16)))
-                .not_null(),
-        )
-        .col(ColumnDef::new_with_type(col("collection"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("user_id"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("email_hash"), id()).not_null())
-        .col(ColumnDef::new_with_type(col("created_at"), time()).not_null())
-        .col(ColumnDef::new_with_type(col("expires_at"), time()).not_null())
-        .col(ColumnDef::new_with_type(col("used_at"), time()))
-        .to_owned();
-    db.writer().execute(&table).await?;
-    let by_user = Index::create()
-        .name("ix__lucent_email_tokens_user")
-        .table(col(EMAIL_TOKENS))
-        .col(col("collection"))
-        .col(col("user_id"))
-        .if_not_exists()
-        .to_owned();
-    db.writer().execute(&by_user).await?;
-    Ok(())
 }
 
 /// How many tokens (= mails) an account was issued since `since`, of any purpose.

@@ -3,14 +3,12 @@
 
 use chrono::{DateTime, SubsecRound, Utc};
 use sea_orm::sea_query::{
-    Alias, ColumnDef, ColumnType, Expr, ExprTrait, OnConflict, Order, Query, StringLen, Table,
+    ColumnDef, ColumnType, Expr, ExprTrait, OnConflict, Order, Query, StringLen, Table,
 };
 use sea_orm::{ConnectionTrait, DbErr};
 
 use super::snapshot::Snapshot;
-
-const MIGRATIONS: &str = "_lucent_migrations";
-const SCHEMA: &str = "_lucent_schema";
+use crate::db::system::{Migrations, SchemaRecord};
 
 /// An applied migration.
 #[derive(Debug, Clone)]
@@ -26,34 +24,31 @@ pub struct Record {
 /// When a statement fails.
 pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
     let backend = db.get_database_backend();
-    let time = || match backend {
-        sea_orm::DbBackend::MySql => ColumnType::DateTime,
-        _ => ColumnType::TimestampWithTimeZone,
-    };
+    let time = || crate::db::datetime_type(backend);
     let migrations = Table::create()
-        .table(Alias::new(MIGRATIONS))
+        .table(Migrations::Table)
         .if_not_exists()
         .col(
-            ColumnDef::new_with_type(Alias::new("name"), ColumnType::String(StringLen::N(255)))
+            ColumnDef::new_with_type(Migrations::Name, ColumnType::String(StringLen::N(255)))
                 .not_null()
                 .primary_key(),
         )
         .col(
-            ColumnDef::new_with_type(Alias::new("checksum"), ColumnType::String(StringLen::N(64)))
+            ColumnDef::new_with_type(Migrations::Checksum, ColumnType::String(StringLen::N(64)))
                 .not_null(),
         )
-        .col(ColumnDef::new_with_type(Alias::new("applied_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(Migrations::AppliedAt, time()).not_null())
         .to_owned();
     let schema = Table::create()
-        .table(Alias::new(SCHEMA))
+        .table(SchemaRecord::Table)
         .if_not_exists()
         .col(
-            ColumnDef::new_with_type(Alias::new("id"), ColumnType::Integer)
+            ColumnDef::new_with_type(SchemaRecord::Id, ColumnType::Integer)
                 .not_null()
                 .primary_key(),
         )
-        .col(ColumnDef::new_with_type(Alias::new("snapshot"), ColumnType::Text).not_null())
-        .col(ColumnDef::new_with_type(Alias::new("updated_at"), time()).not_null())
+        .col(ColumnDef::new_with_type(SchemaRecord::Snapshot, ColumnType::Text).not_null())
+        .col(ColumnDef::new_with_type(SchemaRecord::UpdatedAt, time()).not_null())
         .to_owned();
     db.execute(&migrations).await?;
     db.execute(&schema).await?;
@@ -67,12 +62,12 @@ pub async fn ensure_tables(db: &impl ConnectionTrait) -> Result<(), DbErr> {
 pub async fn applied(db: &impl ConnectionTrait) -> Result<Vec<Record>, DbErr> {
     let select = Query::select()
         .columns([
-            Alias::new("name"),
-            Alias::new("checksum"),
-            Alias::new("applied_at"),
+            Migrations::Name,
+            Migrations::Checksum,
+            Migrations::AppliedAt,
         ])
-        .from(Alias::new(MIGRATIONS))
-        .order_by(Alias::new("name"), Order::Asc)
+        .from(Migrations::Table)
+        .order_by(Migrations::Name, Order::Asc)
         .to_owned();
     db.query_all(&select)
         .await?
@@ -93,16 +88,17 @@ pub async fn applied(db: &impl ConnectionTrait) -> Result<Vec<Record>, DbErr> {
 /// When the query fails or the stored JSON does not parse.
 pub async fn snapshot(db: &impl ConnectionTrait) -> Result<Snapshot, DbErr> {
     let select = Query::select()
-        .column(Alias::new("snapshot"))
-        .from(Alias::new(SCHEMA))
-        .and_where(Expr::col(Alias::new("id")).eq(1))
+        .column(SchemaRecord::Snapshot)
+        .from(SchemaRecord::Table)
+        .and_where(Expr::col(SchemaRecord::Id).eq(1))
         .to_owned();
     match db.query_one(&select).await? {
         None => Ok(Snapshot::default()),
         Some(row) => {
             let text: String = row.try_get_by_index(0)?;
-            serde_json::from_str(&text)
-                .map_err(|e| DbErr::Custom(format!("{SCHEMA} holds an unreadable schema: {e}")))
+            serde_json::from_str(&text).map_err(|e| {
+                DbErr::Custom(format!("_lucent_schema holds an unreadable schema: {e}"))
+            })
         }
     }
 }
@@ -119,27 +115,27 @@ pub async fn record(
 ) -> Result<(), DbErr> {
     let now = Utc::now().trunc_subsecs(3);
     let insert = Query::insert()
-        .into_table(Alias::new(MIGRATIONS))
+        .into_table(Migrations::Table)
         .columns([
-            Alias::new("name"),
-            Alias::new("checksum"),
-            Alias::new("applied_at"),
+            Migrations::Name,
+            Migrations::Checksum,
+            Migrations::AppliedAt,
         ])
         .values_panic([name.into(), checksum.into(), now.into()])
         .to_owned();
     db.execute(&insert).await?;
     let json = serde_json::to_string(snapshot).map_err(|e| DbErr::Custom(e.to_string()))?;
     let upsert = Query::insert()
-        .into_table(Alias::new(SCHEMA))
+        .into_table(SchemaRecord::Table)
         .columns([
-            Alias::new("id"),
-            Alias::new("snapshot"),
-            Alias::new("updated_at"),
+            SchemaRecord::Id,
+            SchemaRecord::Snapshot,
+            SchemaRecord::UpdatedAt,
         ])
         .values_panic([1.into(), json.into(), now.into()])
         .on_conflict(
-            OnConflict::column(Alias::new("id"))
-                .update_columns([Alias::new("snapshot"), Alias::new("updated_at")])
+            OnConflict::column(SchemaRecord::Id)
+                .update_columns([SchemaRecord::Snapshot, SchemaRecord::UpdatedAt])
                 .to_owned(),
         )
         .to_owned();
