@@ -1,5 +1,6 @@
 //! Access policies: every collection and field predicate compiled once at startup (with the
-//! defaults of SPEC §6 filled in), and the decisions records make with them.
+//! defaults of SPEC §6 filled in), and the decisions records make with them. Knows the rules and
+//! who is calling (`auth::principal`), nothing of records or of how credentials are checked.
 
 mod warnings;
 
@@ -9,8 +10,7 @@ use chrono::Utc;
 use sea_orm::DbBackend;
 use serde_json::{Map, Value as Json};
 
-use crate::auth::api_keys::grants;
-use crate::auth::{AuthUser, Credential, Principal};
+use crate::auth::principal::{AuthUser, Principal, grants};
 use crate::config::{Diagnostic, Diagnostics};
 use crate::rules::{Env, Mode, Residual, Rule, UserContext};
 use crate::schema::{Collection, PredicateSource, Schema};
@@ -160,6 +160,11 @@ pub fn user_context(user: &AuthUser) -> UserContext {
     }
 }
 
+/// An API key lacks the scope an operation needs (a 403).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("the API key lacks the `{0}` scope")]
+pub struct MissingScope(pub String);
+
 /// One request's view for predicates: who, and when.
 pub struct Caller {
     user: Option<UserContext>,
@@ -174,12 +179,9 @@ impl Caller {
     pub fn new(principal: &Principal) -> Self {
         Self {
             user: principal.user().map(user_context),
-            key_scopes: principal
-                .user()
-                .filter(|u| u.credential == Credential::ApiKey)
-                .and_then(|u| u.scopes.clone()),
+            key_scopes: principal.key_scopes().map(<[String]>::to_vec),
             system: matches!(principal, Principal::System),
-            now: crate::auth::store::now(),
+            now: crate::schema::now(),
         }
     }
 
@@ -187,14 +189,12 @@ impl Caller {
     /// writes `write`.
     ///
     /// # Errors
-    /// `Forbidden` naming the missing scope.
-    pub fn require_scope(&self, scope: &str) -> Result<(), crate::records::Error> {
+    /// [`MissingScope`] naming it.
+    pub fn require_scope(&self, scope: &str) -> Result<(), MissingScope> {
         if grants(self.key_scopes.as_deref(), scope) {
             Ok(())
         } else {
-            Err(crate::records::Error::Forbidden(format!(
-                "the API key lacks the `{scope}` scope"
-            )))
+            Err(MissingScope(scope.to_string()))
         }
     }
 

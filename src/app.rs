@@ -5,9 +5,9 @@ use std::path::Path;
 use std::sync::Arc;
 
 use crate::access::Policies;
+use crate::accounts::{Accounts, Outbox};
 use crate::auth::password::Passwords;
 use crate::auth::secret::Secret;
-use crate::auth::{self, Auth};
 use crate::config::{self, Config, Diagnostics, Env};
 use crate::db::{self, Database};
 use crate::records::Records;
@@ -30,7 +30,7 @@ pub enum StartError {
 pub struct Lucent {
     pub config: Arc<Config>,
     pub records: Records,
-    pub auth: Auth,
+    pub accounts: Accounts,
 }
 
 impl Lucent {
@@ -76,20 +76,21 @@ impl Lucent {
             config.auth.password.clone(),
             policies,
         );
-        let (outbox, email_jobs) = auth::email::Outbox::channel();
-        let auth = Auth::new(
+        let (outbox, email_jobs) = Outbox::channel();
+        let accounts = Accounts::new(
             records.clone(),
             config.auth.clone(),
             &jwt_secret,
             passwords,
             outbox,
         );
-        auth.start_email_worker(&config.email, email_jobs)
+        accounts
+            .start_email_worker(&config.email, email_jobs)
             .map_err(StartError::Setup)?;
         Ok(Self {
             config: Arc::new(config),
             records,
-            auth,
+            accounts,
         })
     }
 

@@ -2,6 +2,7 @@
 //! REST routes; the HTTP layer is a thin adapter over the library API in [`app::Lucent`].
 
 pub mod access;
+pub mod accounts;
 pub mod app;
 pub mod auth;
 pub mod cli;

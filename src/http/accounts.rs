@@ -15,7 +15,8 @@ use super::credentials::{
 };
 use super::error::ApiError;
 use super::{form_errors, origin};
-use crate::auth::{LoginResult, Principal, Tokens};
+use crate::accounts::{LoginResult, Tokens};
+use crate::auth::Principal;
 use crate::config::Env;
 use crate::records;
 use crate::schema::{FieldError, nul_error};
@@ -213,7 +214,7 @@ pub async fn register(
         let principal = authenticate(&state, request).await?;
         let result = state
             .lucent
-            .auth
+            .accounts
             .register(&principal, &slug, &body, user_agent(request))
             .await?;
         let id = result
@@ -254,7 +255,7 @@ pub async fn login(
         let [identifier, password] = strings(&body, [login_field.as_str(), "password"])?;
         let result = state
             .lucent
-            .auth
+            .accounts
             .login(&slug, identifier, password, user_agent(request))
             .await?;
         Ok(login_answer(
@@ -285,12 +286,12 @@ pub async fn refresh(
                 None
             };
             let tokens = match (token, presented(&state, request)?) {
-                (Some(token), _) => state.lucent.auth.refresh(&slug, &token).await?,
+                (Some(token), _) => state.lucent.accounts.refresh(&slug, &token).await?,
                 (None, Presented::Cookie(cookie)) => {
                     check_origin(&state, request)?;
                     state
                         .lucent
-                        .auth
+                        .accounts
                         .refresh_from_cookie(&slug, &cookie)
                         .await?
                 }
@@ -326,10 +327,16 @@ pub async fn logout(
         };
         page = form_errors::form_page(&state.origins, request, &mut body, redirect.as_deref())?;
         match optional_string(&body, "refreshToken")? {
-            Some(token) => state.lucent.auth.logout_refresh_token(&slug, token).await?,
+            Some(token) => {
+                state
+                    .lucent
+                    .accounts
+                    .logout_refresh_token(&slug, token)
+                    .await?
+            }
             None => {
                 let principal = own_principal(&state, request, &slug).await?;
-                state.lucent.auth.logout(&principal).await?;
+                state.lucent.accounts.logout(&principal).await?;
             }
         }
         let mut response = redirect_or_json(
@@ -355,7 +362,7 @@ pub async fn logout_all(
     done(
         async {
             let principal = own_principal(&state, request, &slug).await?;
-            let ended = state.lucent.auth.logout_all(&principal).await?;
+            let ended = state.lucent.accounts.logout_all(&principal).await?;
             let mut response = json(
                 StatusCode::OK,
                 &json!({"message": "logged out everywhere", "sessionsEnded": ended}),
@@ -376,7 +383,7 @@ pub async fn me(request: &Request, Path(slug): Path<String>, state: Data<&State>
             let principal = own_principal(&state, request, &slug).await?;
             Ok(json(
                 StatusCode::OK,
-                &json!({"user": state.lucent.auth.me(&principal)?}),
+                &json!({"user": state.lucent.accounts.me(&principal)?}),
             ))
         }
         .await,
@@ -394,7 +401,7 @@ pub async fn sessions(
             let principal = own_principal(&state, request, &slug).await?;
             Ok(json(
                 StatusCode::OK,
-                &json!({"sessions": state.lucent.auth.sessions(&principal).await?}),
+                &json!({"sessions": state.lucent.accounts.sessions(&principal).await?}),
             ))
         }
         .await,
@@ -410,7 +417,11 @@ pub async fn revoke_session(
     done(
         async {
             let principal = own_principal(&state, request, &slug).await?;
-            state.lucent.auth.revoke_session(&principal, &id).await?;
+            state
+                .lucent
+                .accounts
+                .revoke_session(&principal, &id)
+                .await?;
             Ok(json(StatusCode::OK, &json!({"message": "session ended"})))
         }
         .await,
@@ -431,7 +442,7 @@ pub async fn create_api_key(
             let principal = authenticate(&state, request).await?;
             let key = state
                 .lucent
-                .auth
+                .accounts
                 .create_api_key(&principal, &slug, &body)
                 .await?;
             let location = format!("/api/{slug}/api-keys/{}", key.id);
@@ -459,7 +470,11 @@ pub async fn list_api_keys(
         async {
             auth_collection(&state, &slug)?;
             let principal = authenticate(&state, request).await?;
-            let keys = state.lucent.auth.list_api_keys(&principal, &slug).await?;
+            let keys = state
+                .lucent
+                .accounts
+                .list_api_keys(&principal, &slug)
+                .await?;
             Ok(json(StatusCode::OK, &json!({"apiKeys": keys})))
         }
         .await,
@@ -478,7 +493,7 @@ pub async fn revoke_api_key(
             let principal = authenticate(&state, request).await?;
             state
                 .lucent
-                .auth
+                .accounts
                 .revoke_api_key(&principal, &slug, &id)
                 .await?;
             Ok(json(StatusCode::OK, &json!({"message": "API key revoked"})))

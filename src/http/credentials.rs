@@ -6,8 +6,8 @@ use poem::http::{StatusCode, header};
 
 use super::State;
 use super::error::ApiError;
+use crate::accounts::Credentials;
 use crate::auth::Principal;
-use crate::auth::api_keys::KEY_PREFIX;
 use crate::config::Env;
 
 /// What a request presents.
@@ -83,18 +83,15 @@ pub fn check_origin(state: &State, request: &Request) -> Result<(), ApiError> {
 /// 401 for refused credentials (`token_expired` for an expired token), 403 `csrf_failed` for an
 /// unsafe cookie request from another origin.
 pub async fn authenticate(state: &State, request: &Request) -> Result<Principal, ApiError> {
-    let auth = &state.lucent.auth;
-    match presented(state, request)? {
-        Presented::None => Ok(Principal::Anonymous),
-        Presented::Bearer(token) if token.starts_with(KEY_PREFIX) => {
-            Ok(auth.authenticate_api_key(&token).await?)
-        }
-        Presented::Bearer(token) => Ok(auth.authenticate_jwt(&token).await?),
+    let credentials = match presented(state, request)? {
+        Presented::None => Credentials::None,
+        Presented::Bearer(token) => Credentials::Bearer(token),
         Presented::Cookie(value) => {
             check_origin(state, request)?;
-            Ok(auth.authenticate_cookie(&value).await?)
+            Credentials::Cookie(value)
         }
-    }
+    };
+    Ok(state.lucent.accounts.authenticate(&credentials).await?)
 }
 
 #[cfg(test)]

@@ -10,28 +10,9 @@ use serde_json::{Value as Json, json};
 use super::State;
 use super::accounts::{done, read_form, strings, token_response};
 use super::error::ApiError;
-use crate::auth::EmailError;
 
 /// The one answer of both request routes, whatever happens to the account behind it.
 const QUEUED: &str = "if an account with this address exists, an email is on its way";
-
-impl From<EmailError> for ApiError {
-    fn from(error: EmailError) -> Self {
-        match error {
-            EmailError::InvalidToken => Self::new(
-                StatusCode::BAD_REQUEST,
-                "invalid_token",
-                "the token is invalid, expired or already used",
-            ),
-            EmailError::NoEmailField(_) => Self::new(
-                StatusCode::BAD_REQUEST,
-                "email_unsupported",
-                error.to_string(),
-            ),
-            EmailError::Auth(error) => error.into(),
-        }
-    }
-}
 
 /// The answer, or a 303 to the form's `redirect`; never cached (it may carry a user).
 fn finish(
@@ -68,7 +49,10 @@ pub async fn send_verification_email(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
-            state.lucent.auth.send_verification_email(&slug, email)?;
+            state
+                .lucent
+                .accounts
+                .send_verification_email(&slug, email)?;
             finish(
                 &state,
                 StatusCode::ACCEPTED,
@@ -91,7 +75,7 @@ pub async fn request_password_reset(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [email] = strings(&body, ["email"])?;
-            state.lucent.auth.request_password_reset(&slug, email)?;
+            state.lucent.accounts.request_password_reset(&slug, email)?;
             finish(
                 &state,
                 StatusCode::ACCEPTED,
@@ -114,7 +98,7 @@ pub async fn verify_email(
         async {
             let (body, redirect) = read(request, body, &state).await?;
             let [token] = strings(&body, ["token"])?;
-            let user = state.lucent.auth.verify_email(&slug, token).await?;
+            let user = state.lucent.accounts.verify_email(&slug, token).await?;
             finish(&state, StatusCode::OK, &json!({"user": user}), redirect)
         }
         .await,
@@ -134,7 +118,7 @@ pub async fn reset_password(
             let [token, password] = strings(&body, ["token", "password"])?;
             state
                 .lucent
-                .auth
+                .accounts
                 .reset_password(&slug, token, password)
                 .await?;
             finish(

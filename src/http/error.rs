@@ -6,7 +6,7 @@ use poem::{IntoResponse, Response};
 use serde_json::json;
 
 use crate::schema::FieldError;
-use crate::{auth, db, records};
+use crate::{accounts, db, records};
 
 /// What a request with a NUL character (U+0000) in its text is told, on every engine.
 pub const NUL_MESSAGE: &str = "text may not contain NUL characters (U+0000)";
@@ -132,13 +132,14 @@ impl From<records::Error> for ApiError {
             Error::Forbidden(message) => Self::new(StatusCode::FORBIDDEN, "forbidden", message),
             Error::Busy => Self::busy(),
             Error::Database(cause) => Self::database(&cause),
+            Error::Internal(cause) => Self::internal(&cause),
         }
     }
 }
 
-impl From<auth::Error> for ApiError {
-    fn from(error: auth::Error) -> Self {
-        use auth::Error;
+impl From<accounts::Error> for ApiError {
+    fn from(error: accounts::Error) -> Self {
+        use accounts::Error;
         match error {
             Error::NotFound => Self::not_found(),
             Error::InvalidCredentials => Self::new(
@@ -167,6 +168,16 @@ impl From<auth::Error> for ApiError {
                 "the token has expired",
             ),
             Error::Busy => Self::busy(),
+            Error::InvalidToken => Self::new(
+                StatusCode::BAD_REQUEST,
+                "invalid_token",
+                "the token is invalid, expired or already used",
+            ),
+            Error::NoEmailField(_) => Self::new(
+                StatusCode::BAD_REQUEST,
+                "email_unsupported",
+                error.to_string(),
+            ),
             Error::Records(error) => error.into(),
         }
     }

@@ -2,6 +2,8 @@
 
 use sea_orm::DbErr;
 
+use crate::access::MissingScope;
+use crate::auth::password::PasswordError;
 use crate::schema::FieldError;
 
 #[derive(Debug, thiserror::Error)]
@@ -30,9 +32,36 @@ pub enum Error {
     /// Password hashing is saturated: answer fast rather than queue.
     #[error("the server is busy; try again")]
     Busy,
-    /// Anything else: a bug or an unreachable database. Logged, never shown.
+    /// A statement failed: an unreachable database, a time limit, a bug. Logged, never shown
+    /// (a time limit is a 503).
     #[error("database error: {0}")]
     Database(#[from] DbErr),
+    /// Something that cannot happen did (hashing threads gone, a statement that does not build).
+    /// Logged, never shown.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl Error {
+    /// A validation error on one field.
+    pub fn invalid(field: &str, code: &'static str, message: impl Into<String>) -> Self {
+        Error::Validation(vec![FieldError::new(field, code, message)])
+    }
+}
+
+impl From<MissingScope> for Error {
+    fn from(missing: MissingScope) -> Self {
+        Error::Forbidden(missing.to_string())
+    }
+}
+
+impl From<PasswordError> for Error {
+    fn from(error: PasswordError) -> Self {
+        match error {
+            PasswordError::Busy => Error::Busy,
+            PasswordError::Internal(message) => Error::Internal(message),
+        }
+    }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

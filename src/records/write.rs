@@ -1,7 +1,6 @@
 //! Create, update and delete: body checking, relation checks, and database errors turned into
 //! answers (unique → 409, restrict → 409).
 
-use chrono::{SubsecRound, Utc};
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, SqlErr};
 use serde_json::Value as Json;
@@ -9,20 +8,12 @@ use serde_json::Value as Json;
 use super::{Doc, Error, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
-use crate::auth::password::{PasswordError, check_policy};
-use crate::auth::store;
+use crate::auth::password::check_policy;
 use crate::db::to_sql_value;
-use crate::schema::{Collection, FieldError, FieldKind, FieldRole, SYSTEM_FIELDS, Value};
+use crate::schema::{Collection, FieldError, FieldKind, FieldRole, SYSTEM_FIELDS, Value, now};
 
 /// The body key carrying the current password when an account changes its password or login.
 const OLD_PASSWORD: &str = "oldPassword";
-
-fn password_error(error: PasswordError) -> Error {
-    match error {
-        PasswordError::Busy => Error::Busy,
-        PasswordError::Internal(message) => Error::Database(DbErr::Custom(message)),
-    }
-}
 
 /// Whether a body creates a document or changes some fields of one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,7 +56,7 @@ impl Records {
         let values = self
             .check_body(principal, collection, body, Mode::Create, None)
             .await?;
-        let now = Utc::now().trunc_subsecs(3);
+        let now = now();
         let id = uuid::Uuid::now_v7().to_string();
         let backend = self.db.backend();
 
@@ -85,7 +76,7 @@ impl Records {
         insert
             .columns(columns)
             .values(row)
-            .map_err(|e| Error::Database(DbErr::Custom(e.to_string())))?;
+            .map_err(|e| Error::Internal(e.to_string()))?;
         if let Err(error) = self.db.write(&insert).await {
             return Err(self.explain(collection, &values, error).await);
         }
@@ -134,7 +125,7 @@ impl Records {
             .check_body(principal, collection, body, Mode::Update, Some(&stored))
             .await?;
         let credentials_changed = self.account_changes(collection, &stored, &mut values);
-        let now = Utc::now().trunc_subsecs(3);
+        let now = now();
         let backend = self.db.backend();
 
         let mut update = Query::update();
@@ -161,12 +152,11 @@ impl Records {
         }
         stored.insert("updatedAt".into(), Value::Time(now).to_json());
         if credentials_changed {
-            // A new password or login ends every other session of the account.
             let keep = principal
                 .user()
                 .filter(|u| u.collection == collection.slug && u.id == id)
                 .and_then(|u| u.session_id.as_deref());
-            store::delete_user_sessions(&self.db, &collection.slug, id, keep).await?;
+            self.credentials_changed(collection, id, keep).await?;
         }
         Ok(self.shown(collection, policy, &caller, stored))
     }
@@ -197,10 +187,7 @@ impl Records {
         if affected == 0 {
             return Err(Error::NotFound);
         }
-        if collection.auth.is_some() {
-            store::delete_user_sessions(&self.db, &collection.slug, id, None).await?;
-            crate::auth::api_keys::delete_user_keys(&self.db, &collection.slug, id).await?;
-        }
+        self.account_deleted(collection, id).await?;
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
@@ -234,39 +221,6 @@ impl Records {
             }
         }
         Ok(())
-    }
-
-    /// For an account update: whether the password or login changes (then other sessions end),
-    /// and `verified` reset when the email changes.
-    fn account_changes(
-        &self,
-        collection: &Collection,
-        stored: &Doc,
-        values: &mut Vec<(usize, Value)>,
-    ) -> bool {
-        if collection.auth.is_none() {
-            return false;
-        }
-        let login = collection.auth.as_ref().map(|a| a.login_field.as_str());
-        let mut changed = false;
-        let mut email_changed = false;
-        for (index, value) in values.iter() {
-            let field = &collection.fields[*index];
-            let differs = stored.get(&field.name) != Some(&value.to_json());
-            changed |= field.role == FieldRole::Password
-                || (Some(field.name.as_str()) == login && differs);
-            email_changed |= field.name == "email" && differs;
-        }
-        if email_changed
-            && let Some(index) = collection
-                .fields
-                .iter()
-                .position(|f| f.role == FieldRole::Verified)
-            && !values.iter().any(|(i, _)| *i == index)
-        {
-            values.push((index, Value::Bool(false)));
-        }
-        changed
     }
 
     /// Checks a body against the collection: every problem is collected, then reported at once.
@@ -411,12 +365,7 @@ impl Records {
                         "the current password is required to change the password or login",
                     )),
                     Some(old) => {
-                        if !self
-                            .passwords
-                            .verify(old.to_string(), hash)
-                            .await
-                            .map_err(password_error)?
-                        {
+                        if !self.passwords.verify(old.to_string(), hash).await? {
                             errors.push(FieldError::new(
                                 OLD_PASSWORD,
                                 "invalid_password",
@@ -436,11 +385,7 @@ impl Records {
                 .iter()
                 .position(|f| f.role == FieldRole::Password)
         {
-            let hash = self
-                .passwords
-                .hash(password)
-                .await
-                .map_err(password_error)?;
+            let hash = self.passwords.hash(password).await?;
             values.push((index, Value::Text(hash)));
         }
         Ok(values)

@@ -10,8 +10,8 @@ use std::time::Duration;
 use regex::Regex;
 
 pub use value::{
-    Doc, EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, has_nul, now, nul_error,
-    parse_time,
+    Doc, EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, doc_id, format_time, has_nul, now,
+    nul_error, parse_time,
 };
 
 /// Field names Lucent manages on every collection; declaring them is a config error.

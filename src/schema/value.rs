@@ -51,6 +51,11 @@ impl Value {
 /// A document as the API shows it: field name → JSON value.
 pub type Doc = serde_json::Map<String, Json>;
 
+/// The `id` of a stored document (empty when it has none).
+pub fn doc_id(doc: &Doc) -> &str {
+    doc.get("id").and_then(Json::as_str).unwrap_or_default()
+}
+
 /// The current time at the precision datetimes are stored with (milliseconds).
 pub fn now() -> DateTime<Utc> {
     Utc::now().trunc_subsecs(3)

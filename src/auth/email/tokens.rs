@@ -5,13 +5,12 @@
 //! limit holds across every instance sharing the database.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Cond, Expr, ExprTrait, Query};
+use sea_orm::sea_query::{Cond, Expr, ExprTrait, Query};
 use sea_orm::{ConnectionTrait, DbErr};
 
-use crate::auth::store::now;
 use crate::db::Database;
-
-pub const EMAIL_TOKENS: &str = "_lucent_email_tokens";
+use crate::db::system::EmailTokens;
+use crate::schema::now;
 
 /// What a token may do; a token of one purpose is refused by the other flow.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,10 +28,6 @@ impl Purpose {
     }
 }
 
-fn col(name: &str) -> Alias {
-    Alias::new(name)
-}
-
 /// How many tokens (= mails) an account was issued since `since`, of any purpose.
 ///
 /// # Errors
@@ -45,11 +40,11 @@ pub async fn issued_since(
 ) -> Result<i64, DbErr> {
     let mut select = Query::select();
     select
-        .expr(Expr::col(col("hash")).count())
-        .from(col(EMAIL_TOKENS))
-        .and_where(Expr::col(col("collection")).eq(collection))
-        .and_where(Expr::col(col("user_id")).eq(user_id))
-        .and_where(Expr::col(col("created_at")).gt(since));
+        .expr(Expr::col(EmailTokens::Hash).count())
+        .from(EmailTokens::Table)
+        .and_where(Expr::col(EmailTokens::Collection).eq(collection))
+        .and_where(Expr::col(EmailTokens::UserId).eq(user_id))
+        .and_where(Expr::col(EmailTokens::CreatedAt).gt(since));
     Ok(match db.writer().query_one(&select).await? {
         Some(row) => row.try_get_by_index(0)?,
         None => 0,
@@ -78,29 +73,26 @@ pub async fn insert(db: &Database, token: &NewToken<'_>) -> Result<(), DbErr> {
     if token.purpose == Purpose::Reset {
         let mut supersede = Query::update();
         supersede
-            .table(col(EMAIL_TOKENS))
-            .value(col("used_at"), now)
-            .and_where(Expr::col(col("collection")).eq(token.collection))
-            .and_where(Expr::col(col("user_id")).eq(token.user_id))
-            .and_where(Expr::col(col("purpose")).eq(Purpose::Reset.as_str()))
-            .and_where(Expr::col(col("used_at")).is_null());
+            .table(EmailTokens::Table)
+            .value(EmailTokens::UsedAt, now)
+            .and_where(Expr::col(EmailTokens::Collection).eq(token.collection))
+            .and_where(Expr::col(EmailTokens::UserId).eq(token.user_id))
+            .and_where(Expr::col(EmailTokens::Purpose).eq(Purpose::Reset.as_str()))
+            .and_where(Expr::col(EmailTokens::UsedAt).is_null());
         writer.execute(&supersede).await?;
     }
     let mut insert = Query::insert();
     insert
-        .into_table(col(EMAIL_TOKENS))
-        .columns(
-            [
-                "hash",
-                "purpose",
-                "collection",
-                "user_id",
-                "email_hash",
-                "created_at",
-                "expires_at",
-            ]
-            .map(col),
-        )
+        .into_table(EmailTokens::Table)
+        .columns([
+            EmailTokens::Hash,
+            EmailTokens::Purpose,
+            EmailTokens::Collection,
+            EmailTokens::UserId,
+            EmailTokens::EmailHash,
+            EmailTokens::CreatedAt,
+            EmailTokens::ExpiresAt,
+        ])
         .values_panic([
             token.hash.into(),
             token.purpose.as_str().into(),
@@ -115,12 +107,12 @@ pub async fn insert(db: &Database, token: &NewToken<'_>) -> Result<(), DbErr> {
     let window = now - chrono::Duration::hours(1);
     let mut prune = Query::delete();
     prune
-        .from_table(col(EMAIL_TOKENS))
-        .and_where(Expr::col(col("created_at")).lt(window))
+        .from_table(EmailTokens::Table)
+        .and_where(Expr::col(EmailTokens::CreatedAt).lt(window))
         .cond_where(
             Cond::any()
-                .add(Expr::col(col("expires_at")).lt(now))
-                .add(Expr::col(col("used_at")).is_not_null()),
+                .add(Expr::col(EmailTokens::ExpiresAt).lt(now))
+                .add(Expr::col(EmailTokens::UsedAt).is_not_null()),
         );
     writer.execute(&prune).await?;
     Ok(())
@@ -146,13 +138,13 @@ pub async fn live(
 ) -> Result<Option<Owner>, DbErr> {
     let mut select = Query::select();
     select
-        .columns([col("user_id"), col("email_hash")])
-        .from(col(EMAIL_TOKENS))
-        .and_where(Expr::col(col("hash")).eq(hash))
-        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
-        .and_where(Expr::col(col("collection")).eq(collection))
-        .and_where(Expr::col(col("used_at")).is_null())
-        .and_where(Expr::col(col("expires_at")).gt(now()));
+        .columns([EmailTokens::UserId, EmailTokens::EmailHash])
+        .from(EmailTokens::Table)
+        .and_where(Expr::col(EmailTokens::Hash).eq(hash))
+        .and_where(Expr::col(EmailTokens::Purpose).eq(purpose.as_str()))
+        .and_where(Expr::col(EmailTokens::Collection).eq(collection))
+        .and_where(Expr::col(EmailTokens::UsedAt).is_null())
+        .and_where(Expr::col(EmailTokens::ExpiresAt).gt(now()));
     Ok(match db.writer().query_one(&select).await? {
         Some(row) => Some(Owner {
             user_id: row.try_get_by_index(0)?,
@@ -176,13 +168,13 @@ pub async fn consume(
     let now = now();
     let mut update = Query::update();
     update
-        .table(col(EMAIL_TOKENS))
-        .value(col("used_at"), now)
-        .and_where(Expr::col(col("hash")).eq(hash))
-        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
-        .and_where(Expr::col(col("collection")).eq(collection))
-        .and_where(Expr::col(col("used_at")).is_null())
-        .and_where(Expr::col(col("expires_at")).gt(now));
+        .table(EmailTokens::Table)
+        .value(EmailTokens::UsedAt, now)
+        .and_where(Expr::col(EmailTokens::Hash).eq(hash))
+        .and_where(Expr::col(EmailTokens::Purpose).eq(purpose.as_str()))
+        .and_where(Expr::col(EmailTokens::Collection).eq(collection))
+        .and_where(Expr::col(EmailTokens::UsedAt).is_null())
+        .and_where(Expr::col(EmailTokens::ExpiresAt).gt(now));
     Ok(db.writer().execute(&update).await?.rows_affected() == 1)
 }
 
@@ -198,11 +190,11 @@ pub async fn retire(
 ) -> Result<(), DbErr> {
     let mut update = Query::update();
     update
-        .table(col(EMAIL_TOKENS))
-        .value(col("used_at"), now())
-        .and_where(Expr::col(col("collection")).eq(collection))
-        .and_where(Expr::col(col("user_id")).eq(user_id))
-        .and_where(Expr::col(col("purpose")).eq(purpose.as_str()))
-        .and_where(Expr::col(col("used_at")).is_null());
+        .table(EmailTokens::Table)
+        .value(EmailTokens::UsedAt, now())
+        .and_where(Expr::col(EmailTokens::Collection).eq(collection))
+        .and_where(Expr::col(EmailTokens::UserId).eq(user_id))
+        .and_where(Expr::col(EmailTokens::Purpose).eq(purpose.as_str()))
+        .and_where(Expr::col(EmailTokens::UsedAt).is_null());
     db.writer().execute(&update).await.map(|_| ())
 }

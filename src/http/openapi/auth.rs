@@ -8,7 +8,7 @@ use super::schemas::{HEX_ID_PATTERN, NO_NUL, email, password, redirect};
 use super::{
     Fail, Operation, Security, form_or_json_body, json_body, json_content, object, schema_ref,
 };
-use crate::auth::api_keys::SCOPES;
+use crate::auth::principal::SCOPES;
 use crate::config::Config;
 use crate::schema::Collection;
 

@@ -1,0 +1,138 @@
+//! The account flows of SPEC §5, one file each: `register`, `login`, `refresh`, `sessions`
+//! (logout, logout-all, list, revoke), `authenticate` (a request's credentials → [`Principal`],
+//! and `me`), `api_keys`, `email` (send a verification mail, verify, request a reset, reset) and
+//! `outbox` (the worker that prepares and sends mails).
+//!
+//! A flow checks what it requires first, then works through `records` (every read and write of
+//! an account) and the `auth` primitives (sessions, lockout, keys, tokens, passwords); it never
+//! touches a table itself. A new auth route is a method in one of these files (or a new file), a
+//! handler in `http`, and its entry in the OpenAPI document.
+
+mod api_keys;
+mod authenticate;
+mod email;
+mod error;
+mod login;
+mod outbox;
+mod refresh;
+mod register;
+mod sessions;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use authenticate::Credentials;
+pub use email::MAILS_PER_HOUR;
+pub use error::{Error, Result};
+pub use outbox::{Jobs, Outbox};
+pub use sessions::{LoginResult, SessionInfo, Tokens};
+
+use crate::auth::jwt::Jwt;
+use crate::auth::password::Passwords;
+use crate::auth::{AuthUser, Credential, Principal};
+use crate::config::AuthConfig;
+use crate::db::Database;
+use crate::records::{self, Doc, Records};
+use crate::schema::{AuthOptions, Collection, doc_id};
+
+/// The account flows over one schema and database.
+#[derive(Clone, Debug)]
+pub struct Accounts {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    records: Records,
+    db: Database,
+    config: AuthConfig,
+    jwt: Jwt,
+    passwords: Passwords,
+    outbox: Outbox,
+}
+
+impl Accounts {
+    pub fn new(
+        records: Records,
+        config: AuthConfig,
+        jwt_secret: &[u8],
+        passwords: Passwords,
+        outbox: Outbox,
+    ) -> Self {
+        let db = records.database().clone();
+        let jwt = Jwt::new(jwt_secret, config.jwt_expiry);
+        Self {
+            inner: Arc::new(Inner {
+                records,
+                db,
+                config,
+                jwt,
+                passwords,
+                outbox,
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &AuthConfig {
+        &self.inner.config
+    }
+
+    fn records(&self) -> &Records {
+        &self.inner.records
+    }
+
+    fn db(&self) -> &Database {
+        &self.inner.db
+    }
+
+    /// The auth collection `slug`, with its options.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown collection or one without auth.
+    fn auth_collection(&self, slug: &str) -> Result<(&Collection, &AuthOptions)> {
+        let collection = self.records().schema().get(slug).ok_or(Error::NotFound)?;
+        let options = collection.auth.as_ref().ok_or(Error::NotFound)?;
+        Ok((collection, options))
+    }
+
+    /// The principal of a stored account (its hidden fields removed).
+    fn principal(
+        &self,
+        slug: &str,
+        doc: Doc,
+        session_id: Option<String>,
+        scopes: Option<Vec<String>>,
+        credential: Credential,
+    ) -> Principal {
+        let id = doc_id(&doc).to_string();
+        let doc = match self.records().schema().get(slug) {
+            Some(collection) => records::present(collection, doc),
+            None => doc,
+        };
+        Principal::User(Arc::new(AuthUser {
+            id,
+            collection: slug.to_string(),
+            doc,
+            session_id,
+            scopes,
+            credential,
+        }))
+    }
+
+    /// A stored account as the account itself sees it, signed in with `session`.
+    fn render_own(&self, slug: &str, stored: Doc, session: String) -> Result<Doc> {
+        let own = self.principal(
+            slug,
+            stored.clone(),
+            Some(session),
+            None,
+            Credential::Bearer,
+        );
+        Ok(self.records().render(&own, slug, stored)?)
+    }
+}
+
+/// A configured duration as chrono's (ten years when it does not fit).
+fn chrono_duration(d: Duration) -> chrono::Duration {
+    chrono::Duration::from_std(d).unwrap_or(chrono::Duration::days(3650))
+}
