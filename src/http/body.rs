@@ -1,11 +1,11 @@
 //! Request bodies and query strings read at the edge: size-limited, content-type checked, parsed.
 
-use poem::http::StatusCode;
 use poem::{Body, Request};
 use serde_json::Value as Json;
 
 use super::error::ApiError;
-use crate::records::ListParams;
+use crate::records::{self, ListParams};
+use crate::schema::{FieldError, nul_error};
 
 /// Reads a JSON body of at most `limit` bytes.
 ///
@@ -22,11 +22,7 @@ pub async fn read_json(request: &Request, body: Body, limit: usize) -> Result<Js
         .to_ascii_lowercase();
     if mime != "application/json" && !(mime.starts_with("application/") && mime.ends_with("+json"))
     {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "the body must be application/json",
-        ));
+        return Err(ApiError::unsupported_media_type());
     }
     let bytes = read_limited(request, body, limit).await?;
     serde_json::from_slice(&bytes)
@@ -42,13 +38,7 @@ pub async fn read_limited(
     body: Body,
     limit: usize,
 ) -> Result<Vec<u8>, ApiError> {
-    let too_large = || {
-        ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            format!("the body is larger than {limit} bytes"),
-        )
-    };
+    let too_large = || ApiError::payload_too_large(limit);
     let declared = request
         .headers()
         .get(poem::http::header::CONTENT_LENGTH)
@@ -130,6 +120,78 @@ pub async fn read_form_or_json(
         }
     }
     Ok((Json::Object(object), redirect))
+}
+
+/// The body's fields, or a 400 for any other JSON value (an array, a string, ...).
+fn fields(body: &Json) -> Result<&serde_json::Map<String, Json>, ApiError> {
+    body.as_object().ok_or_else(|| {
+        records::Error::Validation(vec![FieldError::new(
+            "",
+            "invalid_type",
+            "the body must be a JSON object",
+        )])
+        .into()
+    })
+}
+
+/// The string fields `names` of a body; every missing or mistyped one is listed at once.
+///
+/// # Errors
+/// 400 `validation_failed`.
+pub fn strings<'a, const N: usize>(
+    body: &'a Json,
+    names: [&str; N],
+) -> Result<[&'a str; N], ApiError> {
+    let object = fields(body)?;
+    let mut errors = Vec::new();
+    let values = names.map(|name| match object.get(name) {
+        Some(Json::String(value)) if value.contains('\0') => {
+            errors.push(nul_error(name));
+            ""
+        }
+        Some(Json::String(value)) => value.as_str(),
+        Some(_) => {
+            errors.push(FieldError::new(
+                name,
+                "invalid_type",
+                format!("{name} must be a string"),
+            ));
+            ""
+        }
+        None => {
+            errors.push(FieldError::new(
+                name,
+                "required",
+                format!("{name} is required (a string)"),
+            ));
+            ""
+        }
+    });
+    if errors.is_empty() {
+        Ok(values)
+    } else {
+        Err(records::Error::Validation(errors).into())
+    }
+}
+
+/// An optional string field of a body.
+///
+/// # Errors
+/// 400 `validation_failed` for a body that is not an object or a value that is not a string.
+pub fn optional_string<'a>(body: &'a Json, name: &str) -> Result<Option<&'a str>, ApiError> {
+    match fields(body)?.get(name) {
+        None => Ok(None),
+        Some(Json::String(value)) if value.contains('\0') => {
+            Err(records::Error::Validation(vec![nul_error(name)]).into())
+        }
+        Some(Json::String(value)) => Ok(Some(value)),
+        Some(_) => Err(records::Error::Validation(vec![FieldError::new(
+            name,
+            "invalid_type",
+            format!("{name} must be a string"),
+        )])
+        .into()),
+    }
 }
 
 /// The longest `redirect` or `error_redirect`, in characters.

@@ -1,6 +1,11 @@
 //! The error envelope `{"error": {code, message, details}}` and the one mapping from every
-//! subsystem's errors to HTTP statuses. 5xx detail goes to the log, never to the client.
+//! subsystem's errors to HTTP statuses: records', the account flows', and poem's own (no route,
+//! wrong method, an unreadable request). 5xx detail goes to the log, never to the client.
+//!
+//! [`ApiError`] is poem's [`ResponseError`], so handlers and extractors return it with `?` and
+//! poem renders the envelope.
 
+use poem::error::ResponseError;
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};
 use serde_json::json;
@@ -12,7 +17,8 @@ use crate::{accounts, db, records};
 pub const NUL_MESSAGE: &str = "text may not contain NUL characters (U+0000)";
 
 /// An error answer.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
 pub struct ApiError {
     pub status: StatusCode,
     pub code: &'static str,
@@ -36,6 +42,36 @@ impl ApiError {
 
     pub fn not_found() -> Self {
         Self::new(StatusCode::NOT_FOUND, "not_found", "not found")
+    }
+
+    /// Credentials that are missing where needed, malformed, or of another collection.
+    pub fn unauthorized() -> Self {
+        Self::new(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "invalid or missing credentials",
+        )
+    }
+
+    /// A cookie-authenticated request or a form post from a site that may not send it.
+    pub fn csrf_failed(message: &str) -> Self {
+        Self::new(StatusCode::FORBIDDEN, "csrf_failed", message)
+    }
+
+    pub fn unsupported_media_type() -> Self {
+        Self::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "the body must be application/json",
+        )
+    }
+
+    pub fn payload_too_large(limit: usize) -> Self {
+        Self::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            format!("the body is larger than {limit} bytes"),
+        )
     }
 
     /// Password hashing is saturated: a fast 429 instead of an unbounded queue.
@@ -183,8 +219,24 @@ impl From<accounts::Error> for ApiError {
     }
 }
 
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
+/// A poem-level failure as the API answers it: an [`ApiError`] raised by a handler or an
+/// extractor as itself, anything else (no route, wrong method, a body poem could not read) by
+/// its status.
+impl From<poem::Error> for ApiError {
+    fn from(error: poem::Error) -> Self {
+        match error.downcast::<ApiError>() {
+            Ok(api) => api,
+            Err(other) => Self::from_status(other.status()),
+        }
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    fn as_response(&self) -> Response {
         let details: Vec<_> = self
             .details
             .iter()
@@ -196,5 +248,11 @@ impl IntoResponse for ApiError {
             .status(self.status)
             .content_type("application/json")
             .body(body.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        self.as_response()
     }
 }

@@ -95,10 +95,15 @@ impl Endpoint for Methods {
         }
         if head {
             request.set_method(Method::GET);
-            let mut response = handler.call(request).await?;
-            response.set_body(());
-            return Ok(response);
         }
-        handler.call(request).await
+        // A handler's error is its answer here, so a HEAD answer loses its body either way.
+        let mut response = handler
+            .call(request)
+            .await
+            .unwrap_or_else(|error| ApiError::from(error).into_response());
+        if head {
+            response.set_body(());
+        }
+        Ok(response)
     }
 }

@@ -1,12 +1,19 @@
 //! The HTTP adapter: routes, thin handlers over the library API, the error envelope, request
 //! logging, and the OpenAPI document built from the schema.
+//!
+//! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
+//! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
+//! an error is an [`ApiError`] returned with `?` (`error` maps every subsystem's errors, in one
+//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`.
 
 mod accounts;
+mod answer;
+mod api_keys;
 mod body;
 mod collections;
-mod credentials;
 mod email;
 pub mod error;
+mod extract;
 mod form_errors;
 mod methods;
 mod openapi;
@@ -102,13 +109,11 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         )
         .at(
             "/api/:collection/api-keys",
-            Methods::new()
-                .get(accounts::list_api_keys)
-                .post(accounts::create_api_key),
+            Methods::new().get(api_keys::list).post(api_keys::create),
         )
         .at(
             "/api/:collection/api-keys/:id",
-            Methods::new().delete(accounts::revoke_api_key),
+            Methods::new().delete(api_keys::revoke),
         )
         .at(
             "/api/:collection",
@@ -148,10 +153,11 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
         match next.call(request).await {
             Ok(response) => response.into_response(),
             Err(error) => {
-                let mut response = ApiError::from_status(error.status()).into_response();
+                let status = error.status();
+                let mut response = ApiError::from(error).into_response();
                 // The API's own paths answer 405 themselves (`Methods`); what is left are the
                 // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
-                if error.status() == poem::http::StatusCode::METHOD_NOT_ALLOWED {
+                if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {
                     response.headers_mut().insert(
                         poem::http::header::ALLOW,
                         poem::http::HeaderValue::from_static("GET, HEAD"),
@@ -174,10 +180,7 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
 #[handler]
 async fn health(state: poem::web::Data<&State>) -> Response {
     match state.lucent.database().ping().await {
-        Ok(()) => collections::json(
-            poem::http::StatusCode::OK,
-            &serde_json::json!({"status": "ok"}),
-        ),
+        Ok(()) => answer::ok(&serde_json::json!({"status": "ok"})),
         Err(e) => ApiError::new(
             poem::http::StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",

@@ -12,7 +12,7 @@
 use std::net::IpAddr;
 
 use poem::Request;
-use poem::http::{Method, StatusCode, header};
+use poem::http::{Method, header};
 use url::{Origin, Url};
 
 use super::error::ApiError;
@@ -96,10 +96,6 @@ fn fetched_same_origin(request: &Request) -> bool {
     )
 }
 
-fn csrf_failed(message: &str) -> ApiError {
-    ApiError::new(StatusCode::FORBIDDEN, "csrf_failed", message)
-}
-
 /// An unsafe (POST, PATCH, PUT, DELETE) request authenticated by the session cookie must come
 /// from an allowed origin: an allowed `Origin`, or — when the browser sent `Origin: null` or none
 /// (a `no-referrer` page) — `Sec-Fetch-Site: same-origin`.
@@ -120,7 +116,7 @@ pub fn check_cookie_request(origins: &Origins, request: &Request) -> Result<(), 
     if allowed {
         Ok(())
     } else {
-        Err(csrf_failed(
+        Err(ApiError::csrf_failed(
             "cookie-authenticated requests must come from an allowed Origin",
         ))
     }
@@ -167,7 +163,7 @@ pub fn check_form_post(origins: &Origins, request: &Request) -> Result<(), ApiEr
     if allowed {
         Ok(())
     } else {
-        Err(csrf_failed("form posts must come from this site"))
+        Err(ApiError::csrf_failed("form posts must come from this site"))
     }
 }
 
