@@ -8,35 +8,16 @@
 use serde_json::Value as Json;
 
 use super::outbox::{Account, Job};
-use super::{Accounts, Error, Result};
+use super::{Accounts, Error, Result, email_field};
 use crate::auth::Principal;
 use crate::auth::email::Purpose;
 use crate::auth::email::tokens;
 use crate::auth::lockout;
 use crate::auth::secret::{Secret, digest, same_digest};
 use crate::records::Doc;
-use crate::schema::{Collection, FieldKind, Value, doc_id};
-
-/// Mails one account may be sent per hour, verification and reset together. Further requests
-/// still answer 202 and send nothing.
-pub const MAILS_PER_HOUR: i64 = 5;
-
-/// The `email` field mails go to: the login field of an email collection, or a declared one.
-pub(super) fn email_field(collection: &Collection) -> Result<&str> {
-    match collection.field("email") {
-        Some(field) if field.kind == FieldKind::Email => Ok(&field.name),
-        _ => Err(Error::NoEmailField(collection.slug.clone())),
-    }
-}
+use crate::schema::{Collection, Value, doc_id};
 
 impl Accounts {
-    /// An auth collection with an `email` field.
-    pub(super) fn email_collection(&self, slug: &str) -> Result<&Collection> {
-        let (collection, _) = self.auth_collection(slug)?;
-        email_field(collection)?;
-        Ok(collection)
-    }
-
     /// Queues a verification mail to the account of `slug` whose `email` is `email`. Nothing
     /// tells whether that account exists: with none, nothing is sent.
     ///

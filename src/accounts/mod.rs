@@ -22,9 +22,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use authenticate::Credentials;
-pub use email::MAILS_PER_HOUR;
 pub use error::{Error, Result};
-pub use outbox::{Jobs, Outbox};
+pub use outbox::{Jobs, MAILS_PER_HOUR, Outbox};
 pub use sessions::{LoginResult, SessionInfo, Tokens};
 
 use crate::auth::jwt::Jwt;
@@ -33,7 +32,7 @@ use crate::auth::{AuthUser, Credential, Principal};
 use crate::config::AuthConfig;
 use crate::db::Database;
 use crate::records::{self, Doc, Records};
-use crate::schema::{AuthOptions, Collection, doc_id};
+use crate::schema::{AuthOptions, Collection, FieldKind, doc_id};
 
 /// The account flows over one schema and database.
 #[derive(Clone, Debug)]
@@ -95,6 +94,13 @@ impl Accounts {
         Ok((collection, options))
     }
 
+    /// An auth collection with an `email` field.
+    fn email_collection(&self, slug: &str) -> Result<&Collection> {
+        let (collection, _) = self.auth_collection(slug)?;
+        email_field(collection)?;
+        Ok(collection)
+    }
+
     /// The principal of a stored account (its hidden fields removed).
     fn principal(
         &self,
@@ -129,6 +135,14 @@ impl Accounts {
             Credential::Bearer,
         );
         Ok(self.records().render(&own, slug, stored)?)
+    }
+}
+
+/// The `email` field mails go to: the login field of an email collection, or a declared one.
+fn email_field(collection: &Collection) -> Result<&str> {
+    match collection.field("email") {
+        Some(field) if field.kind == FieldKind::Email => Ok(&field.name),
+        _ => Err(Error::NoEmailField(collection.slug.clone())),
     }
 }
 

@@ -8,13 +8,16 @@ use std::time::Duration;
 use serde_json::Value as Json;
 use tokio::sync::{Semaphore, mpsc};
 
-use super::email::{MAILS_PER_HOUR, email_field};
-use super::{Accounts, Result, chrono_duration};
+use super::{Accounts, Result, chrono_duration, email_field};
 use crate::auth::email::templates::{self, Rendered, Values};
 use crate::auth::email::{Mailer, Purpose, tokens};
 use crate::auth::secret::{Secret, digest};
 use crate::config::EmailConfig;
 use crate::schema::{FieldRole, doc_id, now};
+
+/// Mails one account may be sent per hour, verification and reset together. Further requests
+/// still answer 202 and send nothing.
+pub const MAILS_PER_HOUR: i64 = 5;
 
 /// Jobs waiting for the worker; beyond this a request's mail is dropped and logged rather than
 /// queued without bound.

@@ -10,7 +10,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
-use crate::Lucent;
+use crate::app::Lucent;
 use crate::config::{self, Config};
 use crate::schema::FieldKind;
 

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use clap::Subcommand;
 use serde_json::{Map, Value as Json};
 
-use crate::Lucent;
+use crate::app::Lucent;
 use crate::auth::Principal;
 
 #[derive(Debug, Subcommand)]

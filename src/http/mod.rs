@@ -32,7 +32,7 @@ pub use error::ApiError;
 use methods::Methods;
 pub use openapi::document as openapi_document;
 
-use crate::Lucent;
+use crate::app::Lucent;
 
 /// What handlers share: the app and what was rendered from its config once at startup.
 #[derive(Clone)]
