@@ -242,3 +242,153 @@ impl Caller {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::Map;
+
+    use super::*;
+
+    /// The config's policies (or its diagnostics, as `path: message @ column`).
+    fn compile(collections: &str) -> (crate::config::Config, Result<Policies, Vec<String>>) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("lucent.toml");
+        std::fs::write(&path, collections).unwrap();
+        let (config, diags) = crate::config::load_partial(&path, &|_| None);
+        assert!(diags.is_empty(), "{diags}");
+        let policies = Policies::compile(&config.schema).map_err(|diags| {
+            diags
+                .0
+                .iter()
+                .map(|d| {
+                    let column = d.snippet.as_ref().map_or(0, |(_, column)| *column);
+                    format!("{}: {} @ {column}", d.path, d.message)
+                })
+                .collect()
+        });
+        (config, policies)
+    }
+
+    /// Whether anonymous callers, and a signed-in account, may read, create, update and delete
+    /// (rules that look at no document).
+    fn decisions(policy: &CollectionPolicy) -> [[bool; 4]; 2] {
+        let user = UserContext {
+            id: "u1".into(),
+            collection: "users".into(),
+            fields: Map::new(),
+            scopes: None,
+        };
+        let data = Map::new();
+        [None, Some(&user)].map(|user| {
+            let env = Env {
+                user,
+                now: Utc::now(),
+                doc: None,
+                data: Some(&data),
+            };
+            [&policy.read, &policy.create, &policy.update, &policy.delete].map(|r| r.eval(&env))
+        })
+    }
+
+    const NOTES: &str = "[collections.notes.fields]\ntext = { type = \"string\" }\n";
+    const USERS: &str = "[collections.users]\nauth = true\n";
+
+    #[test]
+    fn compile_table() {
+        const NONE: [bool; 4] = [false; 4];
+        const ALL: [bool; 4] = [true; 4];
+        // (config, collection, [anonymous, signed in] × [read, create, update, delete],
+        //  operations left to the default, warnings)
+        type Case = (
+            String,
+            &'static str,
+            [[bool; 4]; 2],
+            &'static [&'static str],
+            usize,
+        );
+        let cases: Vec<Case> = vec![
+            // Every operation defaults to "signed in".
+            (
+                NOTES.into(),
+                "notes",
+                [NONE, ALL],
+                &["read", "update", "delete"],
+                0,
+            ),
+            // Auth collections let anyone sign up; open sign-up warns about the defaults left.
+            (
+                USERS.into(),
+                "users",
+                [[false, true, false, false], ALL],
+                &["read", "update", "delete"],
+                2,
+            ),
+            (
+                format!("{USERS}[collections.users.access]\ncreate = \"user != null\"\n"),
+                "users",
+                [NONE, ALL],
+                &["read", "update", "delete"],
+                0,
+            ),
+            (
+                format!(
+                    "{USERS}{NOTES}[collections.notes.access]\nread = \"true\"\ndelete = \"false\"\n"
+                ),
+                "notes",
+                [[true, false, false, false], [true, true, true, false]],
+                &["update"],
+                3,
+            ),
+            (
+                format!(
+                    "{USERS}[collections.users.access]\nread = \"user.collection == 'users'\"\nupdate = \"user.collection == 'users'\"\ndelete = \"false\"\n"
+                ),
+                "users",
+                [[false, true, false, false], [true, true, true, false]],
+                &[],
+                0,
+            ),
+        ];
+        for (config, slug, expected, defaulted, warnings) in cases {
+            let (config_loaded, policies) = compile(&config);
+            let policies = policies.unwrap_or_else(|e| panic!("{e:?}\n{config}"));
+            let index = config_loaded.schema.index_of(slug).unwrap();
+            let policy = &policies.collections[index];
+            assert_eq!(decisions(policy), expected, "{config}");
+            assert_eq!(policy.defaulted, defaulted, "{config}");
+            assert_eq!(
+                policies.warnings.len(),
+                warnings,
+                "{config}\n{:?}",
+                policies.warnings
+            );
+            assert_eq!(
+                policy.fields.len(),
+                config_loaded.schema.collections[index].fields.len()
+            );
+        }
+    }
+
+    #[test]
+    fn compile_errors_are_located() {
+        let cases: &[(&str, &[&str])] = &[
+            (
+                "[collections.notes.access]\nread = \"doc.titel == 'x'\"\n",
+                &["collections.notes.access.read: unknown field \"titel\" @ 5"],
+            ),
+            (
+                "[collections.notes.fields]\ntext = { type = \"string\", access = { read = \"user.nope == 1\" } }\n[collections.notes.access]\nupdate = \"true &&\"\n",
+                &[
+                    "collections.notes.access.update: expected a value, found the end of the expression @ 8",
+                    "collections.notes.fields.text.access.read: unknown field \"nope\" @ 6",
+                ],
+            ),
+        ];
+        for (config, expected) in cases {
+            let (_, policies) = compile(config);
+            let mut errors = policies.expect_err(config);
+            errors.sort();
+            assert_eq!(errors, *expected, "{config}");
+        }
+    }
+}
