@@ -1,13 +1,14 @@
 //! Auth over HTTP: register, login, tokens, refresh rotation and reuse, logout, cookies with the
-//! CSRF origin check, lockout, form posts, sessions, password changes.
+//! CSRF origin check, lockout, form posts, sessions, password changes. Flows are tables of steps
+//! (`scenario`); races, restarts and several servers stay code.
 
 use std::time::Duration;
 
 use futures::future::join_all;
-use reqwest::header;
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Server, assert_error, backends, decode};
+use crate::scenario::{Step, credentials, run};
 
 pub const SECRET: &str = "test-secret-of-at-least-thirty-two-bytes";
 pub const PASSWORD: &str = "correct horse battery staple";
@@ -68,195 +69,99 @@ fn bare() -> reqwest::Client {
 async fn register_login_me_and_case_insensitive_identifiers() {
     for backend in backends() {
         let server = Server::start(&backend, &config("")).await;
-        let response = bare()
-            .post(server.url("/api/users/register"))
-            .json(&json!({"email": "Jane@Example.com", "password": PASSWORD, "name": "Jane"}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(response.headers()[header::CACHE_CONTROL], "no-store");
-        let cookie = response.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .to_string();
-        for part in ["lucent_session=", "HttpOnly", "SameSite=Lax", "Path=/"] {
-            assert!(cookie.contains(part), "{cookie}");
-        }
-        assert!(!cookie.contains("Domain"), "{cookie}");
-        let (status, body) = decode(response).await;
-        assert_eq!(status, 201, "{body}");
-        assert_eq!(body["user"]["email"], "jane@example.com");
-        assert!(
-            body["user"].get("password").is_none() && !body.to_string().contains("argon2"),
-            "{body}"
-        );
-        assert!(body["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp());
-
-        let (status, me) = bearer(
+        let member = |username: &str| json!({"username": username, "password": PASSWORD});
+        run(
             &server,
-            reqwest::Method::GET,
-            "/api/users/me",
-            body["token"].as_str().unwrap(),
+            &server.client,
+            vec![
+                Step::post(
+                    "/api/users/register",
+                    json!({"email": "Jane@Example.com", "password": PASSWORD, "name": "Jane"}),
+                )
+                .expect(201)
+                .header_is("cache-control", "no-store")
+                .header_has("set-cookie", "lucent_session=")
+                .header_has("set-cookie", "HttpOnly")
+                .header_has("set-cookie", "SameSite=Lax")
+                .header_has("set-cookie", "Path=/")
+                .header_lacks("set-cookie", "Domain")
+                .json("/user/email", json!("jane@example.com"))
+                .absent("/user/password")
+                .check(|body, _| assert!(!body.to_string().contains("argon2"), "{body}"))
+                .check(|body, _| {
+                    assert!(body["exp"].as_i64().unwrap() > chrono::Utc::now().timestamp())
+                })
+                .save("token", "/token")
+                .save("id", "/user/id"),
+                Step::get("/api/users/me")
+                    .bearer("{token}")
+                    .json("/user/id", json!("{id}")),
+                Step::post(
+                    "/api/users/register",
+                    credentials("JANE@example.COM", PASSWORD),
+                )
+                .error(409, "unique_violation"),
+                Step::post(
+                    "/api/users/login",
+                    credentials("jAnE@example.com", PASSWORD),
+                )
+                .check(|body, _| {
+                    assert!(body["token"].is_string() && body["refreshToken"].is_string())
+                }),
+                // Username collections: JaneSmith8000 and janesmith8000 are one account.
+                Step::post("/api/members/register", member("JaneSmith8000")).expect(201),
+                Step::post("/api/members/register", member("janesmith8000"))
+                    .error(409, "unique_violation"),
+                Step::post("/api/members/login", member("JANESMITH8000"))
+                    .json("/user/username", json!("JaneSmith8000")),
+                Step::post("/api/members/register", member("abc"))
+                    .error(400, "validation_failed")
+                    .json("/error/details/0/field", json!("username")),
+                Step::get("/api/members/me")
+                    .bearer("{token}")
+                    .error(401, "unauthorized")
+                    .because("a token of another collection is refused by this one's routes"),
+                Step::get("/api/users/me").error(401, "unauthorized"),
+            ],
         )
         .await;
-        assert_eq!(status, 200);
-        assert_eq!(me["user"]["id"], body["user"]["id"]);
-
-        let duplicate = server
-            .post(
-                "/api/users/register",
-                &json!({"email": "JANE@example.COM", "password": PASSWORD}),
-            )
-            .await;
-        assert_error(&duplicate, 409, "unique_violation");
-
-        let (status, login) = server
-            .post(
-                "/api/users/login",
-                &json!({"email": "jAnE@example.com", "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "{login}");
-        assert!(login["token"].is_string() && login["refreshToken"].is_string());
-
-        // Username collections: JaneSmith8000 and janesmith8000 are one account.
-        let (status, _) = server
-            .post(
-                "/api/members/register",
-                &json!({"username": "JaneSmith8000", "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 201);
-        assert_error(
-            &server
-                .post(
-                    "/api/members/register",
-                    &json!({"username": "janesmith8000", "password": PASSWORD}),
-                )
-                .await,
-            409,
-            "unique_violation",
-        );
-        let (status, member) = server
-            .post(
-                "/api/members/login",
-                &json!({"username": "JANESMITH8000", "password": PASSWORD}),
-            )
-            .await;
-        assert_eq!(status, 200, "{member}");
-        assert_eq!(member["user"]["username"], "JaneSmith8000");
-        let short = assert_error(
-            &server
-                .post(
-                    "/api/members/register",
-                    &json!({"username": "abc", "password": PASSWORD}),
-                )
-                .await,
-            400,
-            "validation_failed",
-        );
-        assert_eq!(short["details"][0]["field"], "username");
-
-        // A token of another collection is refused by this one's routes.
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/members/me",
-                body["token"].as_str().unwrap(),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &decode(
-                bare()
-                    .get(server.url("/api/users/me"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
     }
 }
 
 #[tokio::test]
 async fn failed_logins_look_the_same_and_lock_the_identifier() {
     let server = Server::start(&Backend::Sqlite, &config("")).await;
-    register(&server, "ann@example.com").await;
-    let wrong = server
-        .post(
-            "/api/users/login",
-            &json!({"email": "ann@example.com", "password": "wrong password!"}),
+    let login =
+        |email: &str, password: &str| Step::post("/api/users/login", credentials(email, password));
+    let mut steps = vec![
+        Step::post(
+            "/api/users/register",
+            credentials("ann@example.com", PASSWORD),
         )
-        .await;
-    let unknown = server
-        .post(
-            "/api/users/login",
-            &json!({"email": "nobody@example.com", "password": "wrong password!"}),
-        )
-        .await;
-    assert_error(&wrong, 401, "invalid_credentials");
-    assert_eq!(
-        wrong, unknown,
-        "unknown account and wrong password give the same answer"
-    );
-    // A body without the login field or password breaks the schema: a 400, not a failed login.
-    let empty = server.post("/api/users/login", &json!({})).await;
-    assert_error(&empty, 400, "validation_failed");
-
+        .expect(201),
+        login("ann@example.com", "wrong password!")
+            .error(401, "invalid_credentials")
+            .save("wrong", ""),
+        login("nobody@example.com", "wrong password!")
+            .error(401, "invalid_credentials")
+            .json("", json!("{wrong}"))
+            .because("unknown account and wrong password give the same answer"),
+        // A body without the login field or password breaks the schema: a 400, not a failed login.
+        Step::post("/api/users/login", json!({})).error(400, "validation_failed"),
+    ];
     // max_login_attempts = 3: two more failures lock it, even for the right password.
     for _ in 0..2 {
-        assert_error(
-            &server
-                .post(
-                    "/api/users/login",
-                    &json!({"email": "ANN@example.com", "password": "nope nope nope"}),
-                )
-                .await,
-            401,
-            "invalid_credentials",
-        );
+        steps.push(login("ANN@example.com", "nope nope nope").error(401, "invalid_credentials"));
     }
-    let locked = server
-        .post(
-            "/api/users/login",
-            &json!({"email": "ann@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_error(&locked, 429, "account_locked");
+    steps.push(login("ann@example.com", PASSWORD).error(429, "account_locked"));
     // Unknown identifiers lock too, so locking reveals nothing.
     for _ in 0..3 {
-        server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ghost@example.com", "password": "x"}),
-            )
-            .await;
+        steps.push(login("ghost@example.com", "x").error(401, "invalid_credentials"));
     }
-    assert_error(
-        &server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ghost@example.com", "password": "x"}),
-            )
-            .await,
-        429,
-        "account_locked",
-    );
-
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    let (status, _) = server
-        .post(
-            "/api/users/login",
-            &json!({"email": "ann@example.com", "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(status, 200, "the lock expires after lock_time");
+    steps.push(login("ghost@example.com", "x").error(429, "account_locked"));
+    steps.push(Step::wait(Duration::from_millis(2100)));
+    steps.push(login("ann@example.com", PASSWORD).because("the lock expires after lock_time"));
+    run(&server, &server.client, steps).await;
 }
 
 #[tokio::test]
@@ -271,46 +176,46 @@ async fn password_policy_lists_every_unmet_rule() {
         ),
     )
     .await;
-    let error = assert_error(
-        &server
-            .post(
-                "/api/users/register",
-                &json!({"email": "a@b.io", "password": "short"}),
-            )
-            .await,
-        400,
-        "validation_failed",
-    );
-    let codes: Vec<&str> = error["details"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|d| d["code"].as_str().unwrap())
-        .collect();
-    assert_eq!(codes, ["too_short", "missing_number", "missing_symbol"]);
+    let codes = |body: &Value| -> Vec<String> {
+        body["error"]["details"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| d["code"].as_str().unwrap().to_string())
+            .collect()
+    };
+    run(
+        &server,
+        &server.client,
+        vec![
+            Step::post("/api/users/register", credentials("a@b.io", "short"))
+                .error(400, "validation_failed")
+                .check(move |body, _| {
+                    assert_eq!(
+                        codes(body),
+                        ["too_short", "missing_number", "missing_symbol"]
+                    )
+                }),
+        ],
+    )
+    .await;
     let server = Server::start(&Backend::Sqlite, &config("")).await;
-    let error = assert_error(
-        &server
-            .post(
-                "/api/users/register",
-                &json!({"email": "a@b.io", "password": "password1234"}),
-            )
-            .await,
-        400,
-        "validation_failed",
-    );
-    assert_eq!(error["details"][0]["code"], "common_password");
-    let error = assert_error(
-        &server
-            .post("/api/users/register", &json!({"email": "a@b.io"}))
-            .await,
-        400,
-        "validation_failed",
-    );
-    assert_eq!(
-        error["details"][0],
-        json!({"field": "password", "code": "required", "message": "password is required"})
-    );
+    run(
+        &server,
+        &server.client,
+        vec![
+        Step::post("/api/users/register", credentials("a@b.io", "password1234"))
+            .error(400, "validation_failed")
+            .json("/error/details/0/code", json!("common_password")),
+        Step::post("/api/users/register", json!({"email": "a@b.io"}))
+            .error(400, "validation_failed")
+            .json(
+                "/error/details/0",
+                json!({"field": "password", "code": "required", "message": "password is required"}),
+            ),
+    ],
+    )
+    .await;
 }
 
 pub fn mint(claims: Value, secret: &str, algorithm: jsonwebtoken::Algorithm) -> String {
@@ -431,63 +336,35 @@ async fn forged_and_expired_tokens_are_refused() {
 async fn refresh_rotates_and_reuse_ends_the_session() {
     for backend in backends() {
         let server = Server::start(&backend, &config("")).await;
-        let body = register(&server, "ann@example.com").await;
-        let first = body["refreshToken"].as_str().unwrap().to_string();
-        let (status, rotated) = server
-            .post("/api/users/refresh", &json!({"refreshToken": first}))
-            .await;
-        assert_eq!(status, 200, "{rotated}");
-        let second = rotated["refreshToken"].as_str().unwrap().to_string();
-        assert_ne!(first, second);
-        let (status, _) = bearer(
+        let refresh =
+            |token: &str| Step::post("/api/users/refresh", json!({"refreshToken": token}));
+        run(
             &server,
-            reqwest::Method::GET,
-            "/api/users/me",
-            rotated["token"].as_str().unwrap(),
+            &server.client,
+            vec![
+                Step::post(
+                    "/api/users/register",
+                    credentials("ann@example.com", PASSWORD),
+                )
+                .expect(201)
+                .save("first", "/refreshToken"),
+                refresh("{first}")
+                    .check(|body, vars| assert_ne!(body["refreshToken"], vars["first"]))
+                    .save("second", "/refreshToken")
+                    .save("rotated", "/token"),
+                Step::get("/api/users/me").bearer("{rotated}"),
+                // The rotated-away token comes back: the session ends, so the newest token dies too.
+                refresh("{first}").error(401, "unauthorized"),
+                refresh("{second}").error(401, "unauthorized"),
+                Step::get("/api/users/me")
+                    .bearer("{rotated}")
+                    .error(401, "unauthorized"),
+                refresh("garbage").error(401, "unauthorized"),
+                Step::post("/api/members/refresh", json!({"refreshToken": "{second}"}))
+                    .error(401, "unauthorized"),
+            ],
         )
         .await;
-        assert_eq!(status, 200);
-
-        // The rotated-away token comes back: the session ends, so the newest token dies too.
-        assert_error(
-            &server
-                .post("/api/users/refresh", &json!({"refreshToken": first}))
-                .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &server
-                .post("/api/users/refresh", &json!({"refreshToken": second}))
-                .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                rotated["token"].as_str().unwrap(),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &server
-                .post("/api/users/refresh", &json!({"refreshToken": "garbage"}))
-                .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &server
-                .post("/api/members/refresh", &json!({"refreshToken": second}))
-                .await,
-            401,
-            "unauthorized",
-        );
     }
 }
 
@@ -522,176 +399,69 @@ async fn concurrent_refreshes_never_mint_two_live_tokens() {
 async fn logout_and_logout_all_take_effect_at_once() {
     for backend in backends() {
         let server = Server::start(&backend, &config("")).await;
-        let first = register(&server, "ann@example.com").await;
-        let (_, second) = server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ann@example.com", "password": PASSWORD}),
-            )
-            .await;
-        let (_, third) = server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ann@example.com", "password": PASSWORD}),
-            )
-            .await;
-        let token = |b: &Value| b["token"].as_str().unwrap().to_string();
-
-        let (status, sessions) = bearer(
+        let login = || Step::post("/api/users/login", credentials("ann@example.com", PASSWORD));
+        let me = |token: &str| Step::get("/api/users/me").bearer(token);
+        let sessions = |token: &str| Step::get("/api/users/sessions").bearer(token);
+        run(
             &server,
-            reqwest::Method::GET,
-            "/api/users/sessions",
-            &token(&second),
+            &server.client,
+            vec![
+                Step::post(
+                    "/api/users/register",
+                    credentials("ann@example.com", PASSWORD),
+                )
+                .expect(201)
+                .save("first", "/token"),
+                login().save("second", "/token"),
+                login().save("third", "/token"),
+                sessions("{second}").check(|body, _| {
+                    let list = body["sessions"].as_array().unwrap();
+                    assert_eq!(list.len(), 3);
+                    assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
+                    assert!(list[0]["userAgent"].is_string() && list[0]["expiresAt"].is_string());
+                }),
+                Step::post_empty("/api/users/logout").bearer("{first}"),
+                me("{first}").error(401, "unauthorized"),
+                me("{second}"),
+                // Ending one session by id; someone else's id is 404.
+                Step::post(
+                    "/api/users/register",
+                    credentials("bob@example.com", PASSWORD),
+                )
+                .expect(201)
+                .save("other", "/token")
+                .save("other_refresh", "/refreshToken"),
+                sessions("{other}").save("bob_session", "/sessions/0/id"),
+                Step::delete("/api/users/sessions/{bob_session}")
+                    .bearer("{second}")
+                    .error(404, "not_found"),
+                sessions("{second}").save_with("third_id", |body| {
+                    body["sessions"]
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .find(|s| s["current"] == false)
+                        .unwrap()["id"]
+                        .clone()
+                }),
+                Step::delete("/api/users/sessions/{third_id}").bearer("{second}"),
+                me("{third}").error(401, "unauthorized"),
+                login().save("fourth", "/token"),
+                Step::post_empty("/api/users/logout-all")
+                    .bearer("{second}")
+                    .json("/sessionsEnded", json!(2)),
+                me("{second}").error(401, "unauthorized"),
+                me("{fourth}").error(401, "unauthorized"),
+                me("{other}").because("other accounts keep theirs"),
+                Step::post(
+                    "/api/users/logout",
+                    json!({"refreshToken": "{other_refresh}"}),
+                )
+                .because("logout by refresh token"),
+                me("{other}").error(401, "unauthorized"),
+            ],
         )
         .await;
-        assert_eq!(status, 200);
-        let list = sessions["sessions"].as_array().unwrap();
-        assert_eq!(list.len(), 3);
-        assert_eq!(list.iter().filter(|s| s["current"] == true).count(), 1);
-        assert!(list[0]["userAgent"].is_string() && list[0]["expiresAt"].is_string());
-
-        let (status, _) = bearer(
-            &server,
-            reqwest::Method::POST,
-            "/api/users/logout",
-            &token(&first),
-        )
-        .await;
-        assert_eq!(status, 200);
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                &token(&first),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
-        assert_eq!(
-            bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                &token(&second)
-            )
-            .await
-            .0,
-            200
-        );
-
-        // Ending one session by id; someone else's id is 404.
-        let other = register(&server, "bob@example.com").await;
-        let (_, bob_sessions) = bearer(
-            &server,
-            reqwest::Method::GET,
-            "/api/users/sessions",
-            &token(&other),
-        )
-        .await;
-        let bob_session = bob_sessions["sessions"][0]["id"].as_str().unwrap();
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::DELETE,
-                &format!("/api/users/sessions/{bob_session}"),
-                &token(&second),
-            )
-            .await,
-            404,
-            "not_found",
-        );
-        let (_, mine) = bearer(
-            &server,
-            reqwest::Method::GET,
-            "/api/users/sessions",
-            &token(&second),
-        )
-        .await;
-        let third_id = mine["sessions"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|s| s["current"] == false)
-            .unwrap()["id"]
-            .as_str()
-            .unwrap()
-            .to_string();
-        assert_eq!(
-            bearer(
-                &server,
-                reqwest::Method::DELETE,
-                &format!("/api/users/sessions/{third_id}"),
-                &token(&second)
-            )
-            .await
-            .0,
-            200
-        );
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                &token(&third),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
-
-        let (_, fourth) = server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ann@example.com", "password": PASSWORD}),
-            )
-            .await;
-        let (status, ended) = bearer(
-            &server,
-            reqwest::Method::POST,
-            "/api/users/logout-all",
-            &token(&second),
-        )
-        .await;
-        assert_eq!((status.as_u16(), &ended["sessionsEnded"]), (200, &json!(2)));
-        for body in [&second, &fourth] {
-            assert_error(
-                &bearer(&server, reqwest::Method::GET, "/api/users/me", &token(body)).await,
-                401,
-                "unauthorized",
-            );
-        }
-        assert_eq!(
-            bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                &token(&other)
-            )
-            .await
-            .0,
-            200,
-            "other accounts keep theirs"
-        );
-        let (status, _) = server
-            .post(
-                "/api/users/logout",
-                &json!({"refreshToken": other["refreshToken"]}),
-            )
-            .await;
-        assert_eq!(status, 200, "logout by refresh token");
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                &token(&other),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
     }
 }
 
@@ -738,70 +508,44 @@ async fn cookie_sessions_need_a_matching_origin_for_unsafe_methods() {
         "[auth]",
         "[server]\ncors_origins = [\"https://app.example.com\"]\n[auth]",
     );
-    let mut server = Server::start(&Backend::Sqlite, &config).await;
+    let server = Server::start(&Backend::Sqlite, &config).await;
     // A client that keeps cookies: registering logs it in by cookie.
-    server.client = reqwest::Client::builder()
+    let client = reqwest::Client::builder()
         .cookie_store(true)
         .build()
         .unwrap();
-    register(&server, "ann@example.com").await;
-    let (status, me) = server.get("/api/users/me").await;
-    assert_eq!(status, 200, "GET by cookie needs no Origin: {me}");
-
-    let post = |origin: Option<&str>| {
-        let mut request = server
-            .client
-            .post(server.url("/api/notes"))
-            .json(&json!({"text": "hi"}));
-        if let Some(origin) = origin {
-            request = request.header("origin", origin);
-        }
-        async move { decode(request.send().await.unwrap()).await }
-    };
-    assert_error(&post(None).await, 403, "csrf_failed");
-    assert_error(
-        &post(Some("https://evil.example")).await,
-        403,
-        "csrf_failed",
-    );
-    assert_error(&post(Some("null")).await, 403, "csrf_failed");
     let own = server.base.clone();
-    assert_eq!(post(Some(&own)).await.0, 201);
-    assert_eq!(post(Some("https://app.example.com")).await.0, 201);
-
-    // Refresh by cookie is an unsafe cookie request too.
-    let refresh = server
-        .client
-        .post(server.url("/api/users/refresh"))
-        .send()
-        .await
-        .unwrap();
-    assert_error(&decode(refresh).await, 403, "csrf_failed");
-    let refresh = server
-        .client
-        .post(server.url("/api/users/refresh"))
-        .header("origin", &own)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(refresh.status(), 200);
-
-    // Logout by cookie clears it.
-    let logout = server
-        .client
-        .post(server.url("/api/users/logout"))
-        .header("origin", &own)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(logout.status(), 200);
-    assert!(
-        logout.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .contains("Max-Age=0")
-    );
-    assert_error(&server.get("/api/users/me").await, 401, "unauthorized");
+    let note = || Step::post("/api/notes", json!({"text": "hi"}));
+    run(
+        &server,
+        &client,
+        vec![
+            Step::post(
+                "/api/users/register",
+                credentials("ann@example.com", PASSWORD),
+            )
+            .expect(201),
+            Step::get("/api/users/me").because("GET by cookie needs no Origin"),
+            note().error(403, "csrf_failed"),
+            note()
+                .header("origin", "https://evil.example")
+                .error(403, "csrf_failed"),
+            note().header("origin", "null").error(403, "csrf_failed"),
+            note().header("origin", &own).expect(201),
+            note()
+                .header("origin", "https://app.example.com")
+                .expect(201),
+            // Refresh by cookie is an unsafe cookie request too.
+            Step::post_empty("/api/users/refresh").error(403, "csrf_failed"),
+            Step::post_empty("/api/users/refresh").header("origin", &own),
+            // Logout by cookie clears it.
+            Step::post_empty("/api/users/logout")
+                .header("origin", &own)
+                .header_has("set-cookie", "Max-Age=0"),
+            Step::get("/api/users/me").error(401, "unauthorized"),
+        ],
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -812,182 +556,99 @@ async fn html_forms_register_login_and_logout_with_redirects() {
         .cookie_store(true)
         .build()
         .unwrap();
-    let form = |path: &str, fields: &[(&str, &str)]| {
-        let request = client
-            .post(server.url(path))
-            .header("origin", server.base.clone())
-            .form(fields);
-        async move { request.send().await.unwrap() }
-    };
-    let response = form(
-        "/api/members/register",
-        &[
-            ("username", "formuser"),
-            ("password", PASSWORD),
-            ("redirect", "/profile"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-    assert_eq!(response.headers()[header::LOCATION], "/profile");
-    assert!(
-        response.headers()[header::SET_COOKIE]
-            .to_str()
-            .unwrap()
-            .starts_with("lucent_session=")
-    );
-    let (status, me) = decode(
-        client
-            .get(server.url("/api/members/me"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
-    assert_eq!(
-        (status.as_u16(), &me["user"]["username"]),
-        (200, &json!("formuser"))
-    );
-
-    let response = form("/api/members/logout", &[("redirect", "/login")]).await;
-    assert_eq!(
-        (
-            response.status().as_u16(),
-            response.headers()[header::LOCATION].to_str().unwrap()
-        ),
-        (303, "/login")
-    );
-    assert_eq!(
-        client
-            .get(server.url("/api/members/me"))
-            .send()
-            .await
-            .unwrap()
-            .status(),
-        401
-    );
-
-    let response = form(
-        "/api/members/login",
-        &[
-            ("username", "FORMUSER"),
-            ("password", PASSWORD),
-            ("redirect", "/profile"),
-        ],
-    )
-    .await;
-    assert_eq!(response.status(), 303);
-    for bad in ["https://evil.example/", "//evil.example", "profile"] {
-        let response = form(
-            "/api/members/login",
+    let own = server.base.clone();
+    let form =
+        |path: &str, fields: &[(&str, &str)]| Step::form(path, fields).header("origin", &own);
+    let mut steps = vec![
+        form(
+            "/api/members/register",
             &[
                 ("username", "formuser"),
                 ("password", PASSWORD),
-                ("redirect", bad),
+                ("redirect", "/profile"),
             ],
         )
-        .await;
-        assert_error(&decode(response).await, 400, "bad_request");
+        .expect(303)
+        .header_is("location", "/profile")
+        .header_starts("set-cookie", "lucent_session="),
+        Step::get("/api/members/me").json("/user/username", json!("formuser")),
+        form("/api/members/logout", &[("redirect", "/login")])
+            .expect(303)
+            .header_is("location", "/login"),
+        Step::get("/api/members/me").expect(401),
+        form(
+            "/api/members/login",
+            &[
+                ("username", "FORMUSER"),
+                ("password", PASSWORD),
+                ("redirect", "/profile"),
+            ],
+        )
+        .expect(303),
+    ];
+    for bad in ["https://evil.example/", "//evil.example", "profile"] {
+        steps.push(
+            form(
+                "/api/members/login",
+                &[
+                    ("username", "formuser"),
+                    ("password", PASSWORD),
+                    ("redirect", bad),
+                ],
+            )
+            .error(400, "bad_request"),
+        );
     }
+    run(&server, &client, steps).await;
 }
 
 #[tokio::test]
 async fn changing_a_password_needs_the_old_one_and_ends_other_sessions() {
     for backend in backends() {
         let server = Server::start(&backend, &config("")).await;
-        let body = register(&server, "ann@example.com").await;
-        let id = body["user"]["id"].as_str().unwrap();
-        let token = body["token"].as_str().unwrap();
-        let (_, other) = server
-            .post(
-                "/api/users/login",
-                &json!({"email": "ann@example.com", "password": PASSWORD}),
-            )
-            .await;
-        let path = format!("/api/users/{id}");
-        let patch = |body: Value| {
-            let request = bare()
-                .patch(server.url(&path))
-                .bearer_auth(token)
-                .json(&body);
-            async move { decode(request.send().await.unwrap()).await }
-        };
-        let error = assert_error(
-            &patch(json!({"password": "a brand new passphrase"})).await,
-            400,
-            "validation_failed",
-        );
-        assert_eq!(error["details"][0]["field"], "oldPassword");
-        let error = assert_error(
-            &patch(json!({"password": "a brand new passphrase", "oldPassword": "wrong"})).await,
-            400,
-            "validation_failed",
-        );
-        assert_eq!(error["details"][0]["code"], "invalid_password");
-        let error = assert_error(
-            &patch(json!({"password": "short", "oldPassword": PASSWORD})).await,
-            400,
-            "validation_failed",
-        );
-        assert_eq!(error["details"][0]["code"], "too_short");
-        let (status, changed) = patch(
-            json!({"password": "a brand new passphrase", "oldPassword": PASSWORD, "name": "Ann"}),
+        let patch = |body: Value| Step::patch("/api/users/{id}", body).bearer("{token}");
+        let new = "a brand new passphrase";
+        run(
+            &server,
+            &server.client,
+            vec![
+                Step::post(
+                    "/api/users/register",
+                    credentials("ann@example.com", PASSWORD),
+                )
+                .expect(201)
+                .save("id", "/user/id")
+                .save("token", "/token"),
+                Step::post("/api/users/login", credentials("ann@example.com", PASSWORD))
+                    .save("other", "/token"),
+                patch(json!({"password": new}))
+                    .error(400, "validation_failed")
+                    .json("/error/details/0/field", json!("oldPassword")),
+                patch(json!({"password": new, "oldPassword": "wrong"}))
+                    .error(400, "validation_failed")
+                    .json("/error/details/0/code", json!("invalid_password")),
+                patch(json!({"password": "short", "oldPassword": PASSWORD}))
+                    .error(400, "validation_failed")
+                    .json("/error/details/0/code", json!("too_short")),
+                patch(json!({"password": new, "oldPassword": PASSWORD, "name": "Ann"}))
+                    .absent("/doc/password"),
+                Step::get("/api/users/me")
+                    .bearer("{token}")
+                    .because("this session stays"),
+                Step::get("/api/users/me")
+                    .bearer("{other}")
+                    .error(401, "unauthorized"),
+                Step::post("/api/users/login", credentials("ann@example.com", PASSWORD))
+                    .error(401, "invalid_credentials"),
+                Step::post("/api/users/login", credentials("ann@example.com", new)),
+                // Deleting the account ends its sessions.
+                Step::delete("/api/users/{id}").bearer("{token}"),
+                Step::get("/api/users/me")
+                    .bearer("{token}")
+                    .error(401, "unauthorized"),
+            ],
         )
         .await;
-        assert_eq!(status, 200, "{changed}");
-        assert!(changed["doc"].get("password").is_none());
-
-        assert_eq!(
-            bearer(&server, reqwest::Method::GET, "/api/users/me", token)
-                .await
-                .0,
-            200,
-            "this session stays"
-        );
-        assert_error(
-            &bearer(
-                &server,
-                reqwest::Method::GET,
-                "/api/users/me",
-                other["token"].as_str().unwrap(),
-            )
-            .await,
-            401,
-            "unauthorized",
-        );
-        assert_error(
-            &server
-                .post(
-                    "/api/users/login",
-                    &json!({"email": "ann@example.com", "password": PASSWORD}),
-                )
-                .await,
-            401,
-            "invalid_credentials",
-        );
-        assert_eq!(
-            server
-                .post(
-                    "/api/users/login",
-                    &json!({"email": "ann@example.com", "password": "a brand new passphrase"})
-                )
-                .await
-                .0,
-            200
-        );
-
-        // Deleting the account ends its sessions.
-        assert_eq!(
-            bearer(&server, reqwest::Method::DELETE, &path, token)
-                .await
-                .0,
-            200
-        );
-        assert_error(
-            &bearer(&server, reqwest::Method::GET, "/api/users/me", token).await,
-            401,
-            "unauthorized",
-        );
     }
 }
 

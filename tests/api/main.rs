@@ -16,5 +16,6 @@ mod limits;
 mod lists;
 mod migrations;
 mod openapi;
+mod scenario;
 mod static_site;
 mod system_tables;
