@@ -3,10 +3,11 @@
 //! collection's table.
 //!
 //! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (body checks included), `accounts` holds the account reads and writes the auth flows need,
-//! `params` parses list parameters.
+//! (`body` checks what they write), `accounts` holds the account reads and writes the auth flows
+//! need, `params` parses list parameters.
 
 mod accounts;
+mod body;
 mod error;
 mod params;
 mod query;
