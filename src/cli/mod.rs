@@ -1,7 +1,8 @@
-//! The `lucent` command line: `serve`, `check`, `migrate`, `openapi`. Each command returns an exit code;
-//! `main` only parses arguments and exits.
+//! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `openapi`, `schema`, `types`,
+//! `init`. Each command returns an exit code; `main` only parses arguments and exits.
 
 mod migrate;
+mod schema;
 mod user;
 
 use std::io::Write;
@@ -58,6 +59,12 @@ pub enum Command {
         #[arg(long, default_value = "lucent.toml")]
         config: PathBuf,
     },
+    /// Print the JSON Schema of `lucent.toml` (or of a collection file), for editors.
+    Schema {
+        /// The schema of a collection file (`schemas/<slug>.toml`) instead.
+        #[arg(long)]
+        collection_file: bool,
+    },
 }
 
 /// Runs a parsed command.
@@ -82,6 +89,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             }
             None => ExitCode::FAILURE,
         },
+        Command::Schema { collection_file } => schema::run(collection_file),
     }
 }
 

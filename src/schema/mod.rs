@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use regex::Regex;
 
-pub use build::Source;
+pub use build::{FIELD_NAME_PATTERN, ON_DELETE, RESERVED_SLUGS, SLUG_PATTERN, Source};
 pub use value::{
     EMAIL_MAX_LENGTH, EMAIL_PATTERN, FieldError, Value, format_time, has_nul, nul_error, parse_time,
 };
@@ -176,6 +176,12 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// Every field type's name, as `type` is written in the configuration.
+    pub const NAMES: [&str; 10] = [
+        "string", "text", "email", "integer", "number", "boolean", "select", "datetime", "json",
+        "relation",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             FieldKind::String => "string",

@@ -9,6 +9,7 @@ mod browser;
 mod check;
 mod cli;
 mod collections;
+mod config_schema;
 mod email;
 mod fuzz;
 mod helpers;
