@@ -3,6 +3,7 @@
 
 mod migrate;
 mod schema;
+mod types;
 mod user;
 
 use std::io::Write;
@@ -65,6 +66,16 @@ pub enum Command {
         #[arg(long)]
         collection_file: bool,
     },
+    /// Write types for every collection (document, create and update bodies, list page).
+    Types {
+        #[arg(long, value_enum)]
+        lang: types::Lang,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Runs a parsed command.
@@ -90,6 +101,10 @@ pub async fn run(cli: Cli) -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Command::Schema { collection_file } => schema::run(collection_file),
+        Command::Types { lang, out, config } => match load(&config) {
+            Some(config) => types::run(&config, lang, out),
+            None => ExitCode::FAILURE,
+        },
     }
 }
 

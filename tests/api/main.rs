@@ -18,3 +18,4 @@ mod lists;
 mod migrations;
 mod openapi;
 mod static_site;
+mod types;
