@@ -1,6 +1,7 @@
 //! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `openapi`, `schema`, `types`,
 //! `init`. Each command returns an exit code; `main` only parses arguments and exits.
 
+mod init;
 mod migrate;
 mod schema;
 mod types;
@@ -66,6 +67,12 @@ pub enum Command {
         #[arg(long)]
         collection_file: bool,
     },
+    /// Write a new project (`lucent.toml`, `schemas/`, `.gitignore`) that serves as is.
+    Init {
+        /// The project folder, created when missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Write types for every collection (document, create and update bodies, list page).
     Types {
         #[arg(long, value_enum)]
@@ -101,6 +108,7 @@ pub async fn run(cli: Cli) -> ExitCode {
             None => ExitCode::FAILURE,
         },
         Command::Schema { collection_file } => schema::run(collection_file),
+        Command::Init { dir } => init::run(&dir),
         Command::Types { lang, out, config } => match load(&config) {
             Some(config) => types::run(&config, lang, out),
             None => ExitCode::FAILURE,

@@ -353,3 +353,37 @@ fn the_schema_is_valid_json_schema_2020_12() {
         }
     }
 }
+
+#[test]
+fn a_new_projects_config_points_at_its_schema_and_passes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let init = Command::new(lucent_bin())
+        .arg("init")
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert!(init.status.success());
+    for (file, kind) in [
+        ("lucent.toml", Kind::Config),
+        ("schemas/posts.toml", Kind::Collection),
+    ] {
+        let file = dir.path().join(file);
+        let target = schema_comment(&file);
+        assert_eq!(
+            std::fs::read_to_string(&target).unwrap(),
+            std::fs::read_to_string(kind.schema()).unwrap(),
+            "{} is a copy of {}",
+            target.display(),
+            kind.schema().display()
+        );
+        let Some(results) = validate(kind, &[std::fs::read_to_string(&file).unwrap()]) else {
+            return;
+        };
+        assert!(
+            results[0].is_empty(),
+            "{}: {:#?}",
+            file.display(),
+            results[0]
+        );
+    }
+}

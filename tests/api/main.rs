@@ -13,6 +13,7 @@ mod config_schema;
 mod email;
 mod fuzz;
 mod helpers;
+mod init;
 mod limits;
 mod lists;
 mod migrations;
