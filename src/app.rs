@@ -31,6 +31,8 @@ pub struct Lucent {
     pub config: Arc<Config>,
     pub records: Records,
     pub auth: Auth,
+    /// The hashing pool `records` and `auth` share, kept here for its queue's metrics.
+    passwords: Passwords,
 }
 
 impl Lucent {
@@ -83,7 +85,7 @@ impl Lucent {
             records.clone(),
             config.auth.clone(),
             &jwt_secret,
-            passwords,
+            passwords.clone(),
             outbox,
         );
         auth.start_email_worker(&config.email, email_jobs)
@@ -92,11 +94,17 @@ impl Lucent {
             config: Arc::new(config),
             records,
             auth,
+            passwords,
         })
     }
 
     pub fn database(&self) -> &Database {
         self.records.database()
+    }
+
+    /// The password-hashing pool (its queue is a metric).
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
     }
 }
 

@@ -1,10 +1,8 @@
 //! `lucent init`: the new project passes `check`, `serve` serves it at once (sign up, write, read
 //! as the rules say), and `init` never overwrites a file.
 
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
+use std::process::{Command, Output};
 
 use serde_json::json;
 
@@ -12,6 +10,7 @@ use crate::auth::PASSWORD;
 use crate::helpers::{
     Backend, backends, create_postgres_database, decode, drop_postgres_database, lucent_bin,
 };
+use crate::serving::Serving;
 
 fn lucent(dir: &Path, args: &[&str]) -> Output {
     Command::new(lucent_bin())
@@ -21,54 +20,6 @@ fn lucent(dir: &Path, args: &[&str]) -> Output {
         .env_remove("LUCENT_DATABASE_URL")
         .output()
         .unwrap()
-}
-
-/// `lucent serve` in a folder, killed when dropped.
-struct Serving {
-    child: Child,
-    base: String,
-}
-
-impl Serving {
-    fn start(dir: &Path, database_url: Option<&str>) -> Serving {
-        let mut command = Command::new(lucent_bin());
-        command
-            .current_dir(dir)
-            .args(["serve", "--port", "0"])
-            .env("LUCENT_LOG", "warn")
-            .env_remove("LUCENT_ENV")
-            .env_remove("LUCENT_DATABASE_URL")
-            .stdout(Stdio::piped());
-        if let Some(url) = database_url {
-            command.env("LUCENT_DATABASE_URL", url);
-        }
-        let mut child = command.spawn().unwrap();
-        let stdout = BufReader::new(child.stdout.take().unwrap());
-        let (sender, receiver) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in stdout.lines().map_while(Result::ok) {
-                if let Some(addr) = line.strip_prefix("listening on ") {
-                    let _ = sender.send(addr.to_string());
-                }
-            }
-        });
-        // Killed by `Drop` even when it never starts listening.
-        let mut serving = Serving {
-            base: String::new(),
-            child,
-        };
-        serving.base = receiver
-            .recv_timeout(Duration::from_secs(60))
-            .expect("lucent serve did not start");
-        serving
-    }
-}
-
-impl Drop for Serving {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[tokio::test]
@@ -109,9 +60,13 @@ async fn a_new_project_checks_and_serves_at_once() {
             Backend::Postgres(admin) => Some((admin.clone(), create_postgres_database(admin))),
         };
         let url = database.as_ref().map(|(_, (url, _))| url.as_str());
-        let server = Serving::start(&project, url);
+        let env: Vec<(&str, &str)> = url
+            .map(|u| ("LUCENT_DATABASE_URL", u))
+            .into_iter()
+            .collect();
+        let server = Serving::start(&project, &env);
         let client = reqwest::Client::new();
-        let at = |path: &str| format!("{}{path}", server.base);
+        let at = |path: &str| server.url(path);
         let (status, registered) = decode(
             client
                 .post(at("/api/users/register"))

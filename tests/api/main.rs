@@ -18,5 +18,7 @@ mod limits;
 mod lists;
 mod migrations;
 mod openapi;
+mod operations;
+mod serving;
 mod static_site;
 mod types;
