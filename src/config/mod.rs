@@ -488,6 +488,21 @@ mod tests {
                 &["auth.jwt_secret: must be at least 32 bytes in prod"],
             ),
             (
+                "[metrics]\nenabled = true\ntoken = \" \"\n",
+                &[],
+                &["metrics.token: must not be empty"],
+            ),
+            (
+                "[metrics]\nenabled = \"yes\"\n",
+                &[],
+                &["metrics.enabled: expected true or false, found the string \"yes\""],
+            ),
+            (
+                "[collections.metrics]\n",
+                &[],
+                &["collections.metrics.slug: invalid collection slug `metrics`"],
+            ),
+            (
                 "[collections.posts.fields]\nt = { type = \"strng\" }\n",
                 &[],
                 &["collections.posts.fields.t.type: unknown field type `strng`"],

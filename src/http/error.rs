@@ -1,5 +1,5 @@
-//! The error envelope `{"error": {code, message, details, requestId}}` and the one mapping from every
-//! subsystem's errors to HTTP statuses. 5xx detail goes to the log, never to the client.
+//! The error envelope `{"error": {code, message, details, requestId}}` and the one mapping from
+//! every subsystem's errors to HTTP statuses. 5xx detail goes to the log, never to the client.
 
 use poem::http::StatusCode;
 use poem::{IntoResponse, Response};

@@ -1,5 +1,5 @@
 //! The HTTP adapter: routes, thin handlers over the library API, the error envelope, request
-//! logging, and the OpenAPI document built from the schema.
+//! logging with request ids, metrics, and the OpenAPI document built from the schema.
 
 mod accounts;
 mod body;
