@@ -1,5 +1,6 @@
 """Validates TOML documents against a JSON Schema with the `jsonschema` package (an independent
-implementation, not the one that wrote the schema): tests/api/config_schema.rs runs it.
+implementation, not the one that wrote the schema): tests/api/config_schema.rs runs it with the
+venv's Python that .ci/run installs from tests/schemathesis/requirements.txt, which pins jsonschema.
 
 Reads {"schema": PATH, "documents": [TOML text, ...]} on stdin and prints one list per document:
 the errors found (empty when the document is valid), each as "key.path: message". Fails when the
