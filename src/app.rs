@@ -31,6 +31,8 @@ pub struct Lucent {
     pub config: Arc<Config>,
     pub records: Records,
     pub accounts: Accounts,
+    /// The hashing pool `records` and `accounts` share, kept here for its queue's metrics.
+    passwords: Passwords,
 }
 
 impl Lucent {
@@ -81,7 +83,7 @@ impl Lucent {
             records.clone(),
             config.auth.clone(),
             &jwt_secret,
-            passwords,
+            passwords.clone(),
             outbox,
         );
         accounts
@@ -91,11 +93,17 @@ impl Lucent {
             config: Arc::new(config),
             records,
             accounts,
+            passwords,
         })
     }
 
     pub fn database(&self) -> &Database {
         self.records.database()
+    }
+
+    /// The password-hashing pool (its queue is a metric).
+    pub fn passwords(&self) -> &Passwords {
+        &self.passwords
     }
 }
 

@@ -11,13 +11,25 @@ async fn main() -> ExitCode {
     // Log lines are written by a background thread, so a request never waits on stderr; the
     // guard flushes what is queued when `main` returns.
     let (writer, _flush_on_exit) = tracing_appender::non_blocking(std::io::stderr());
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_env("LUCENT_LOG").unwrap_or_else(|_| EnvFilter::new("info")),
-        )
-        .with_writer(writer)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter = EnvFilter::try_from_env("LUCENT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(writer);
+    match std::env::var("LUCENT_LOG_FORMAT").as_deref() {
+        // One JSON object per line, with the fields of the line's spans (the request id).
+        Ok("json") => logs
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+        Ok("text") | Ok("") | Err(_) => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        Ok(other) => {
+            logs.with_ansi(false).init();
+            tracing::warn!("LUCENT_LOG_FORMAT={other:?} is not \"json\" or \"text\": writing text");
+        }
+    }
     lucent::cli::run(lucent::cli::Cli::parse()).await
 }
 

@@ -42,6 +42,8 @@ pub struct Passwords {
     /// Requests hashing or waiting to; a permit lives as long as its request, so a client that
     /// went away frees its place at once. Beyond it, `Busy`.
     admitted: Arc<Semaphore>,
+    /// How many places `admitted` has.
+    places: usize,
 }
 
 impl Passwords {
@@ -61,7 +63,15 @@ impl Passwords {
         Self {
             queue,
             admitted: Arc::new(Semaphore::new(admitted)),
+            places: admitted,
         }
+    }
+
+    /// Places taken in the hashing queue (requests hashing or waiting to), and how many there
+    /// are (for `GET /api/metrics`).
+    pub fn queue_usage(&self) -> (usize, usize) {
+        let free = self.admitted.available_permits();
+        (self.places.saturating_sub(free), self.places)
     }
 
     /// A place in the hashing queue, taken before the work that needs it (login counts its

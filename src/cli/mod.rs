@@ -1,7 +1,10 @@
-//! The `lucent` command line: `serve`, `check`, `migrate`, `openapi`. Each command returns an exit code;
-//! `main` only parses arguments and exits.
+//! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `openapi`, `schema`, `types`,
+//! `init`. Each command returns an exit code; `main` only parses arguments and exits.
 
+mod init;
 mod migrate;
+mod schema;
+mod types;
 mod user;
 
 use std::io::Write;
@@ -58,6 +61,28 @@ pub enum Command {
         #[arg(long, default_value = "lucent.toml")]
         config: PathBuf,
     },
+    /// Print the JSON Schema of `lucent.toml` (or of a collection file), for editors.
+    Schema {
+        /// The schema of a collection file (`schemas/<slug>.toml`) instead.
+        #[arg(long)]
+        collection_file: bool,
+    },
+    /// Write a new project (`lucent.toml`, `schemas/`, `.gitignore`) that serves as is.
+    Init {
+        /// The project folder, created when missing.
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Write types for every collection (document, create and update bodies, list page).
+    Types {
+        #[arg(long, value_enum)]
+        lang: types::Lang,
+        /// Write to this file instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Runs a parsed command.
@@ -80,6 +105,12 @@ pub async fn run(cli: Cli) -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            None => ExitCode::FAILURE,
+        },
+        Command::Schema { collection_file } => schema::run(collection_file),
+        Command::Init { dir } => init::run(&dir),
+        Command::Types { lang, out, config } => match load(&config) {
+            Some(config) => types::run(&config, lang, out),
             None => ExitCode::FAILURE,
         },
     }

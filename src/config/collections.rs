@@ -8,20 +8,17 @@ use std::time::Duration;
 
 use regex::Regex;
 
-use super::raw::{RawAccess, RawAuthCollection, RawField, RawFieldAccess};
+use super::raw::{RawAuthCollection, RawCollection, RawField, RawFieldAccess};
 use super::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 use crate::schema::{
-    AuthOptions, Collection, CollectionAccess, Field, FieldAccess, FieldKind, FieldRole, Gaps,
-    OnDelete, PredicateSource, SYSTEM_FIELDS, Schema, Unsure, Value,
+    AuthOptions, Collection, CollectionAccess, FIELD_NAME_PATTERN, Field, FieldAccess, FieldKind,
+    FieldRole, Gaps, ON_DELETE, OnDelete, PredicateSource, RESERVED_SLUGS, SLUG_PATTERN,
+    SYSTEM_FIELDS, Schema, Unsure, Value,
 };
 
-static SLUG: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[a-z][a-z0-9_-]{0,62}$").expect("valid regex"));
+static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(SLUG_PATTERN).expect("valid regex"));
 static FIELD_NAME: LazyLock<Regex> =
-    LazyLock::new(|| Regex::new(r"^[A-Za-z][A-Za-z0-9_]{0,62}$").expect("valid regex"));
-
-/// Route segments that auth collections use, which a collection slug must not shadow.
-const RESERVED_SLUGS: [&str; 3] = ["health", "openapi.json", "docs"];
+    LazyLock::new(|| Regex::new(FIELD_NAME_PATTERN).expect("valid regex"));
 
 /// One collection table as found in a file, before checking.
 #[derive(Debug, Clone)]
@@ -131,45 +128,30 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
         file,
         prefix,
         slug,
-        mut table,
+        table,
     } = source;
     let at = |path: &str| format!("{prefix}{path}");
-    // Taken key by key, so one bad key does not hide the problems of the rest.
-    let mut text = |key: &str, diags: &mut Diagnostics| match table.remove(key) {
-        None => None,
-        Some(toml::Value::String(value)) => Some(value),
-        Some(_) => {
-            diags.push(Diagnostic::new(&file, at(key), "expected a string"));
-            None
-        }
+    // Decoded with the type `lucent schema` describes; a bad key is reported and left out, so it
+    // hides neither the problems of the others nor their values.
+    let path = prefix.strip_suffix('.').unwrap_or(&prefix);
+    let Decoded { value, bad } =
+        decode::<RawCollection>(toml::Value::Table(table), &file, path, diags);
+    let raw = value.unwrap_or_default();
+    let slug = raw.slug.or(slug).unwrap_or_default();
+    // Without its table of fields, any name may be a field.
+    let mut unsure = Unsure {
+        all: bad.contains("fields"),
+        ..Unsure::default()
     };
-    let slug = text("slug", diags).or(slug).unwrap_or_default();
-    let label = text("label", diags);
-    let auth = table.remove("auth");
-    let access = table.remove("access");
-    let mut unsure = Unsure::default();
-    let field_table = match table.remove("fields") {
-        None => toml::Table::new(),
-        Some(toml::Value::Table(fields)) => fields,
-        Some(_) => {
-            diags.push(Diagnostic::new(
-                &file,
-                at("fields"),
-                "expected a table of fields",
-            ));
-            unsure.all = true;
-            toml::Table::new()
-        }
-    };
-    for name in table.keys() {
+    let field_table = raw.fields.unwrap_or_default();
+    if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
         diags.push(Diagnostic::new(
             &file,
-            at(&key(name)),
-            format!("unknown key `{name}` (expected slug, label, auth, fields or access)"),
+            at("slug"),
+            format!(
+                "invalid collection slug `{slug}` (expected {SLUG_PATTERN}, not a reserved route)"
+            ),
         ));
-    }
-    if !SLUG.is_match(&slug) || RESERVED_SLUGS.contains(&slug.as_str()) {
-        diags.push(Diagnostic::new(&file, at("slug"), format!("invalid collection slug `{slug}` (expected ^[a-z][a-z0-9_-]{{0,62}}$, not a reserved route)")));
     }
 
     let mut fields = Vec::new();
@@ -202,21 +184,19 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
         }
     }
 
-    let access = match access {
-        None => CollectionAccess::default(),
-        Some(value) => decode::<RawAccess>(value, &file, &at("access"), diags)
-            .value
-            .map(|a| CollectionAccess {
-                read: predicate(a.read, &at("access.read")),
-                create: predicate(a.create, &at("access.create")),
-                update: predicate(a.update, &at("access.update")),
-                delete: predicate(a.delete, &at("access.delete")),
-            })
-            .unwrap_or_default(),
-    };
+    let access = raw
+        .access
+        .map(|a| CollectionAccess {
+            read: predicate(a.read, &at("access.read")),
+            create: predicate(a.create, &at("access.create")),
+            update: predicate(a.update, &at("access.update")),
+            delete: predicate(a.delete, &at("access.delete")),
+        })
+        .unwrap_or_default();
 
-    let mut maybe_auth = false;
-    let auth = match auth {
+    // `auth` given but unreadable: it may be an auth collection.
+    let mut maybe_auth = bad.contains("auth");
+    let auth = match raw.auth {
         None | Some(toml::Value::Boolean(false)) => None,
         Some(toml::Value::Boolean(true)) => Some(RawAuthCollection::default()),
         Some(value @ toml::Value::Table(_)) => {
@@ -244,7 +224,7 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
 
     Built {
         collection: Collection {
-            label: label.unwrap_or_else(|| slug.clone()),
+            label: raw.label.unwrap_or_else(|| slug.clone()),
             slug,
             fields,
             auth,
@@ -300,18 +280,20 @@ fn build_field(
         },
         "relation" => {
             let on_delete = match raw.on_delete.as_deref() {
-                None | Some("set_null") => OnDelete::SetNull,
-                Some("cascade") => OnDelete::Cascade,
-                Some("restrict") => OnDelete::Restrict,
-                Some(other) => {
-                    report(
-                        "on_delete",
-                        format!(
-                            "expected \"set_null\", \"cascade\" or \"restrict\", got \"{other}\""
-                        ),
-                    );
-                    OnDelete::SetNull
-                }
+                None => OnDelete::SetNull,
+                Some(text) => match ON_DELETE.iter().find(|(name, _)| *name == text) {
+                    Some((_, on_delete)) => *on_delete,
+                    None => {
+                        report(
+                            "on_delete",
+                            format!(
+                                "expected {}, got \"{text}\"",
+                                crate::config::one_of(ON_DELETE.map(|(name, _)| name))
+                            ),
+                        );
+                        OnDelete::SetNull
+                    }
+                },
             };
             match &raw.to {
                 Some(to) => FieldKind::Relation {
@@ -336,7 +318,8 @@ fn build_field(
             report(
                 "type",
                 format!(
-                    "unknown field type `{other}` (expected string, text, email, integer, number, boolean, select, datetime, json or relation)"
+                    "unknown field type `{other}` (expected {})",
+                    crate::config::either(&FieldKind::NAMES)
                 ),
             );
             return None;

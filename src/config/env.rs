@@ -4,9 +4,11 @@ use std::sync::LazyLock;
 
 use regex::{Captures, Regex};
 
-static REFERENCE: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}").expect("valid regex")
-});
+/// A reference to an environment variable: `${NAME}` or `${NAME:-default}`.
+pub const REFERENCE_PATTERN: &str = r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}";
+
+static REFERENCE: LazyLock<Regex> =
+    LazyLock::new(|| Regex::new(REFERENCE_PATTERN).expect("valid regex"));
 
 /// Replaces references in every string of `value`, walking tables and arrays. Each unset variable
 /// without a default is reported as `(key path, variable name)`.

@@ -61,6 +61,9 @@ jwt_expiry = "15m"
 min_length = 12
 [email]
 transport = "log"
+[metrics]
+enabled = true
+token = "a-metrics-token"
 [collections.users]
 auth = { login_field = "email", max_login_attempts = 3, lock_time = "2s" }
 [collections.users.fields]
@@ -84,6 +87,9 @@ const KEYS: &[&str] = &[
     "database",
     "auth",
     "email",
+    "metrics",
+    "enabled",
+    "token",
     "collections",
     "schemas",
     "host",

@@ -4,24 +4,34 @@
 mod collections;
 mod decode;
 mod diag;
+pub mod editor_schema;
 mod env;
 #[cfg(test)]
 mod fuzz;
+pub mod json_schema;
 pub mod raw;
 mod sections;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::de::DeserializeOwned;
-
 pub(crate) use decode::{Decoded, decode};
 pub use diag::{Diagnostic, Diagnostics, key};
-use raw::{RawAuth, RawDatabase, RawEmail, RawServer};
+use raw::RawConfig;
 
 pub use collections::{Source, build as build_schema};
 
 use crate::schema::Schema;
+
+/// `server.env`, as written.
+pub const ENVS: [(&str, Env); 2] = [("dev", Env::Dev), ("prod", Env::Prod)];
+
+/// `email.transport`, as written.
+pub const TRANSPORTS: [(&str, EmailTransport); 3] = [
+    ("file", EmailTransport::File),
+    ("smtp", EmailTransport::Smtp),
+    ("log", EmailTransport::Log),
+];
 
 /// `dev` relaxes what a local machine cannot provide (a JWT secret); `prod` insists.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -134,6 +144,23 @@ impl std::fmt::Debug for EmailConfig {
     }
 }
 
+/// `[metrics]`: whether `GET /api/metrics` is served, and to whom.
+#[derive(Clone, Default)]
+pub struct MetricsConfig {
+    pub enabled: bool,
+    /// The bearer token every scrape must show; `None`: loopback callers only.
+    pub token: Option<String>,
+}
+
+impl std::fmt::Debug for MetricsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MetricsConfig")
+            .field("enabled", &self.enabled)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// A loaded, checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -143,6 +170,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub auth: AuthConfig,
     pub email: EmailConfig,
+    pub metrics: MetricsConfig,
     pub schema: Schema,
 }
 
@@ -188,75 +216,61 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
     let root = path.parent().map(Path::to_path_buf).unwrap_or_default();
     // Whether every collection's table was read: otherwise any slug may exist.
     let mut complete = true;
-    let mut doc = read_toml(path, lookup, &mut diags).unwrap_or_else(|| {
+    let doc = read_toml(path, lookup, &mut diags).unwrap_or_else(|| {
         complete = false;
         toml::Table::new()
     });
 
-    let schemas_dir = match doc.remove("schemas") {
+    // Decoded with the type `lucent schema` describes; a bad key is reported and left out.
+    let Decoded { value, bad } = decode::<RawConfig>(toml::Value::Table(doc), path, "", &mut diags);
+    let raw = value.unwrap_or_default();
+    // An unreadable `schemas` or `collections` leaves collections unread.
+    if bad.contains("schemas") || bad.contains("collections") {
+        complete = false;
+    }
+    let schemas_dir = match raw.schemas {
+        Some(dir) => Some(dir),
+        None if bad.contains("schemas") => None,
         None => Some("schemas".to_string()),
-        Some(toml::Value::String(dir)) => Some(dir),
-        Some(_) => {
-            diags.push(Diagnostic::new(
-                path,
-                "schemas",
-                "expected a string (a folder path)",
-            ));
-            complete = false;
-            None
-        }
     };
-    let server: RawServer = section(&mut doc, "server", path, &mut diags);
-    let database: RawDatabase = section(&mut doc, "database", path, &mut diags);
-    let auth: RawAuth = section(&mut doc, "auth", path, &mut diags);
-    let email: RawEmail = section(&mut doc, "email", path, &mut diags);
-
     let mut sources = Vec::new();
-    match doc.remove("collections") {
-        None => {}
-        Some(toml::Value::Table(collections)) => {
-            for (slug, value) in collections {
-                match value {
-                    toml::Value::Table(table) => sources.push(Source {
-                        file: path.to_path_buf(),
-                        prefix: format!("collections.{}.", key(&slug)),
-                        slug: Some(slug),
-                        table,
-                    }),
-                    _ => {
-                        diags.push(Diagnostic::new(
-                            path,
-                            format!("collections.{}", key(&slug)),
-                            "expected a table",
-                        ));
-                        complete = false;
-                    }
-                }
+    for (slug, value) in raw.collections.unwrap_or_default() {
+        match value {
+            toml::Value::Table(table) => sources.push(Source {
+                file: path.to_path_buf(),
+                prefix: format!("collections.{}.", key(&slug)),
+                slug: Some(slug),
+                table,
+            }),
+            _ => {
+                diags.push(Diagnostic::new(
+                    path,
+                    format!("collections.{}", key(&slug)),
+                    "expected a table",
+                ));
+                complete = false;
             }
         }
-        Some(_) => {
-            diags.push(Diagnostic::new(
-                path,
-                "collections",
-                "expected a table of collections",
-            ));
-            complete = false;
-        }
-    }
-    for name in doc.keys() {
-        diags.push(Diagnostic::new(
-            path,
-            key(name),
-            format!("unknown key `{name}`"),
-        ));
     }
     if let Some(dir) = schemas_dir {
         complete &= collect_schema_files(&root.join(dir), lookup, &mut sources, &mut diags);
     }
 
-    let server = build_server(server, path, &root, lookup, &mut diags);
-    let database = build_database(database, path, &root, lookup, &mut diags);
-    let auth = build_auth(auth, path, &mut diags);
+    let server = build_server(
+        raw.server.unwrap_or_default(),
+        path,
+        &root,
+        lookup,
+        &mut diags,
+    );
+    let database = build_database(
+        raw.database.unwrap_or_default(),
+        path,
+        &root,
+        lookup,
+        &mut diags,
+    );
+    let auth = build_auth(raw.auth.unwrap_or_default(), path, &mut diags);
     if server.env == Env::Prod && auth.jwt_secret.as_ref().is_some_and(|s| s.len() < 32) {
         diags.push(Diagnostic::new(
             path,
@@ -264,7 +278,8 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
             "must be at least 32 bytes in prod",
         ));
     }
-    let email = build_email(email, path, &root, &mut diags);
+    let email = build_email(raw.email.unwrap_or_default(), path, &root, &mut diags);
+    let metrics = build_metrics(raw.metrics.unwrap_or_default(), path, &mut diags);
     let (schema, schema_diags) = collections::build_partial(sources, complete);
     diags.0.extend(schema_diags.0);
     let config = Config {
@@ -273,6 +288,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         database,
         auth,
         email,
+        metrics,
         schema,
     };
     (config, diags)
@@ -366,21 +382,8 @@ fn collect_schema_files(
     complete
 }
 
-/// Deserializes one top-level section on its own, so its errors carry its name.
-pub(crate) fn section<T: DeserializeOwned + Default>(
-    doc: &mut toml::Table,
-    key: &str,
-    file: &Path,
-    diags: &mut Diagnostics,
-) -> T {
-    match doc.remove(key) {
-        None => T::default(),
-        Some(value) => decode(value, file, key, diags).value.unwrap_or_default(),
-    }
-}
-
-use sections::{build_auth, build_database, build_email, build_server};
-pub use sections::{parse_duration, web_origin};
+use sections::{build_auth, build_database, build_email, build_metrics, build_server};
+pub use sections::{either, one_of, parse_duration, web_origin};
 
 #[cfg(test)]
 mod tests {
@@ -497,6 +500,21 @@ mod tests {
                 "[auth]\njwt_secret = \"short\"\n",
                 &[("LUCENT_ENV", "prod")],
                 &["auth.jwt_secret: must be at least 32 bytes in prod"],
+            ),
+            (
+                "[metrics]\nenabled = true\ntoken = \" \"\n",
+                &[],
+                &["metrics.token: must not be empty"],
+            ),
+            (
+                "[metrics]\nenabled = \"yes\"\n",
+                &[],
+                &["metrics.enabled: expected true or false, found the string \"yes\""],
+            ),
+            (
+                "[collections.metrics]\n",
+                &[],
+                &["collections.metrics.slug: invalid collection slug `metrics`"],
             ),
             (
                 "[collections.posts.fields]\nt = { type = \"strng\" }\n",

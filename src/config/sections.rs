@@ -1,7 +1,32 @@
-//! The sections of `lucent.toml` besides collections: raw `[server]`, `[database]`, `[auth]` and
-//! `[email]` tables checked into their typed configs, problems collected as diagnostics.
+//! The sections of `lucent.toml` besides collections: raw `[server]`, `[database]`, `[auth]`,
+//! `[email]` and `[metrics]` tables checked into their typed configs, problems collected as
+//! diagnostics.
 
+use super::raw::{RawAuth, RawDatabase, RawEmail, RawMetrics, RawServer};
 use super::*;
+
+/// `a`, `a or b`, `a, b or c`.
+pub fn either(items: &[&str]) -> String {
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => (*last).to_string(),
+        Some((last, rest)) => format!("{} or {last}", rest.join(", ")),
+    }
+}
+
+/// [`either`] of the quoted names: `"dev" or "prod"`.
+pub fn one_of<const N: usize>(names: [&str; N]) -> String {
+    let quoted = names.map(|name| format!("\"{name}\""));
+    either(&quoted.each_ref().map(String::as_str))
+}
+
+/// The value `names` gives `text`.
+fn lookup_name<T: Copy, const N: usize>(names: &[(&str, T); N], text: &str) -> Option<T> {
+    names
+        .iter()
+        .find(|(name, _)| *name == text)
+        .map(|(_, value)| *value)
+}
 
 /// Parses a duration such as `15m`, `7d`, `12h` or `45s`.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
@@ -34,18 +59,17 @@ pub(super) fn build_server(
     let env_name = lookup("LUCENT_ENV")
         .or(raw.env)
         .unwrap_or_else(|| "dev".into());
-    let env = match env_name.as_str() {
-        "dev" => Env::Dev,
-        "prod" => Env::Prod,
-        other => {
-            diags.push(Diagnostic::new(
-                file,
-                "server.env",
-                format!("expected \"dev\" or \"prod\", got \"{other}\""),
-            ));
-            Env::Dev
-        }
-    };
+    let env = lookup_name(&ENVS, &env_name).unwrap_or_else(|| {
+        diags.push(Diagnostic::new(
+            file,
+            "server.env",
+            format!(
+                "expected {}, got \"{env_name}\"",
+                one_of(ENVS.map(|(name, _)| name))
+            ),
+        ));
+        Env::Dev
+    });
     let body_limit = match raw.body_limit {
         None => 1024 * 1024,
         Some(text) => match text.parse::<bytesize::ByteSize>() {
@@ -239,19 +263,18 @@ pub(super) fn build_email(
     root: &Path,
     diags: &mut Diagnostics,
 ) -> EmailConfig {
-    let transport = match raw.transport.as_deref().unwrap_or("log") {
-        "file" => EmailTransport::File,
-        "smtp" => EmailTransport::Smtp,
-        "log" => EmailTransport::Log,
-        other => {
-            diags.push(Diagnostic::new(
-                file,
-                "email.transport",
-                format!("expected \"file\", \"smtp\" or \"log\", got \"{other}\""),
-            ));
-            EmailTransport::Log
-        }
-    };
+    let name = raw.transport.as_deref().unwrap_or("log");
+    let transport = lookup_name(&TRANSPORTS, name).unwrap_or_else(|| {
+        diags.push(Diagnostic::new(
+            file,
+            "email.transport",
+            format!(
+                "expected {}, got \"{name}\"",
+                one_of(TRANSPORTS.map(|(name, _)| name))
+            ),
+        ));
+        EmailTransport::Log
+    });
     match (&raw.url, transport) {
         (None, EmailTransport::Smtp) => diags.push(Diagnostic::new(
             file,
@@ -318,5 +341,24 @@ pub(super) fn build_email(
         reset_url,
         verify_template: template(templates.verify),
         reset_template: template(templates.reset),
+    }
+}
+
+pub(super) fn build_metrics(
+    raw: RawMetrics,
+    file: &Path,
+    diags: &mut Diagnostics,
+) -> MetricsConfig {
+    let token = raw.token;
+    if token.as_ref().is_some_and(|t| t.trim().is_empty()) {
+        diags.push(Diagnostic::new(
+            file,
+            "metrics.token",
+            "must not be empty (leave it unset to answer loopback callers only)",
+        ));
+    }
+    MetricsConfig {
+        enabled: raw.enabled.unwrap_or(false),
+        token,
     }
 }

@@ -265,6 +265,12 @@ impl Lanes {
         result
     }
 
+    /// How many lanes are taken, and how many are free (for `GET /api/metrics`).
+    pub fn usage(&self) -> (usize, usize) {
+        let free = self.inner.permits.available_permits();
+        (self.inner.lanes.len().saturating_sub(free), free)
+    }
+
     /// Every lane's connection, e.g. to close them.
     pub(super) fn connections(&self) -> impl Iterator<Item = &DatabaseConnection> {
         self.inner.lanes.iter().map(|lane| &lane.connection)

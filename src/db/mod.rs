@@ -274,6 +274,39 @@ impl Database {
         self.write_watch.as_ref().map(Watch::lift)
     }
 
+    /// Connections in use and idle, per group: the writer pool, the record readers and
+    /// authentication's lanes (for `GET /api/metrics`).
+    pub fn pool_usage(&self) -> [PoolUsage; 3] {
+        let (size, idle) = match self.backend {
+            DbBackend::Sqlite => {
+                let pool = self.write.get_sqlite_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            DbBackend::Postgres => {
+                let pool = self.write.get_postgres_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+            _ => {
+                let pool = self.write.get_mysql_connection_pool();
+                (pool.size(), pool.num_idle())
+            }
+        };
+        let size = usize::try_from(size).unwrap_or(usize::MAX);
+        let lanes = |pool: &'static str, lanes: &Lanes| {
+            let (in_use, idle) = lanes.usage();
+            PoolUsage { pool, in_use, idle }
+        };
+        [
+            PoolUsage {
+                pool: "writer",
+                in_use: size.saturating_sub(idle),
+                idle,
+            },
+            lanes("readers", &self.reads),
+            lanes("auth", &self.auth),
+        ]
+    }
+
     /// Closes every connection, letting SQLite checkpoint its WAL.
     pub async fn close(self) {
         for connection in self.reads.connections().chain(self.auth.connections()) {
@@ -281,6 +314,16 @@ impl Database {
         }
         let _ = self.write.close().await;
     }
+}
+
+/// The connections of one group of [`Database`]: taken by a statement or a transaction, or
+/// open and free (a lane not yet connected counts as free).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolUsage {
+    /// `writer`, `readers` or `auth`.
+    pub pool: &'static str,
+    pub in_use: usize,
+    pub idle: usize,
 }
 
 /// Whether `error` is a statement stopped by its time limit (or by a cancel), which the API

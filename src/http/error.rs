@@ -1,4 +1,4 @@
-//! The error envelope `{"error": {code, message, details}}` and the one mapping from every
+//! The error envelope `{"error": {code, message, details, requestId}}` and the one mapping from every
 //! subsystem's errors to HTTP statuses: records', the account flows', and poem's own (no route,
 //! wrong method, an unreadable request). 5xx detail goes to the log, never to the client.
 //!
@@ -242,8 +242,11 @@ impl ResponseError for ApiError {
             .iter()
             .map(|d| json!({"field": d.field, "code": d.code, "message": d.message}))
             .collect();
-        let body =
+        let mut body =
             json!({"error": {"code": self.code, "message": self.message, "details": details}});
+        if let Some(id) = super::request_id::current() {
+            body["error"]["requestId"] = json!(*id);
+        }
         Response::builder()
             .status(self.status)
             .content_type("application/json")

@@ -1,5 +1,5 @@
 //! The HTTP adapter: routes, thin handlers over the library API, the error envelope, request
-//! logging, and the OpenAPI document built from the schema.
+//! logging with request ids, metrics, and the OpenAPI document built from the schema.
 //!
 //! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
 //! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
@@ -16,8 +16,10 @@ pub mod error;
 mod extract;
 mod form_errors;
 mod methods;
+mod metrics;
 mod openapi;
 mod origin;
+mod request_id;
 mod server;
 mod static_files;
 
@@ -49,6 +51,7 @@ pub(crate) struct State {
 /// server's own origin comes from `server.public_url`, else `server.host` and `server.port`
 /// (which [`serve`] sets to the address it bound).
 pub fn app(lucent: Lucent) -> impl Endpoint {
+    let metrics = metrics::Metrics::new(&lucent);
     let document = openapi::document(&lucent.config).to_string();
     let static_dir = lucent.config.server.static_dir.clone();
     let origins = origin::Origins::new(&lucent.config.server);
@@ -128,6 +131,10 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
                 .patch(collections::update)
                 .delete(collections::delete),
         );
+    let routes = match &metrics {
+        Some(metrics) => routes.at("/api/metrics", get(metrics::scrape).data(metrics.clone())),
+        None => routes,
+    };
     // Paths the API routes do not match fall through to the site's files, if there is a site.
     let routes = match static_dir {
         Some(dir) => routes.nest("/", static_files::SiteFiles::new(&dir)),
@@ -138,6 +145,8 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .with(CookieJarManager::new())
         .with(CatchPanic::new().with_handler(|_| ApiError::internal(&"a handler panicked")))
         .around(log_and_envelope)
+        .with(metrics::Recording(metrics))
+        .around(request_id::with_request_id)
 }
 
 /// One log line per request; poem-level errors (no route, wrong method) become envelopes.
@@ -154,7 +163,12 @@ async fn log_and_envelope<E: Endpoint>(next: E, request: Request) -> poem::Resul
             Ok(response) => response.into_response(),
             Err(error) => {
                 let status = error.status();
+                // The route it matched, for the metrics.
+                let pattern = error.data::<poem::PathPattern>().cloned();
                 let mut response = ApiError::from(error).into_response();
+                if let Some(pattern) = pattern {
+                    response.set_data(pattern);
+                }
                 // The API's own paths answer 405 themselves (`Methods`); what is left are the
                 // GET-only ones (the OpenAPI document, Swagger UI, the site's files).
                 if status == poem::http::StatusCode::METHOD_NOT_ALLOWED {

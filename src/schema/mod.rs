@@ -14,6 +14,22 @@ pub use value::{
     nul_error, parse_time,
 };
 
+/// What a collection slug must match (and not be one of [`RESERVED_SLUGS`]).
+pub const SLUG_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,62}$";
+/// What a field name must match (and not be one of [`SYSTEM_FIELDS`]).
+pub const FIELD_NAME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_]{0,62}$";
+
+/// Route segments of `/api/<segment>` that Lucent serves itself, which a collection slug must not
+/// shadow.
+pub const RESERVED_SLUGS: [&str; 4] = ["health", "openapi.json", "docs", "metrics"];
+
+/// `on_delete` of a relation field, as written.
+pub const ON_DELETE: [(&str, OnDelete); 3] = [
+    ("set_null", OnDelete::SetNull),
+    ("cascade", OnDelete::Cascade),
+    ("restrict", OnDelete::Restrict),
+];
+
 /// Field names Lucent manages on every collection; declaring them is a config error.
 pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
 
@@ -189,6 +205,12 @@ pub enum FieldKind {
 }
 
 impl FieldKind {
+    /// Every field type's name, as `type` is written in the configuration.
+    pub const NAMES: [&str; 10] = [
+        "string", "text", "email", "integer", "number", "boolean", "select", "datetime", "json",
+        "relation",
+    ];
+
     pub fn name(&self) -> &'static str {
         match self {
             FieldKind::String => "string",

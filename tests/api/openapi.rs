@@ -32,7 +32,7 @@ async fn example(backend: &Backend) -> Server {
 ///
 /// # Panics
 /// When the variable names a path that does not exist: a broken install must fail, not skip.
-fn tool(variable: &str) -> Option<PathBuf> {
+pub(crate) fn tool(variable: &str) -> Option<PathBuf> {
     match std::env::var_os(variable) {
         Some(path) if !path.is_empty() => {
             let path = PathBuf::from(path);
@@ -50,7 +50,7 @@ fn tool(variable: &str) -> Option<PathBuf> {
     }
 }
 
-fn repository() -> &'static Path {
+pub(crate) fn repository() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 

@@ -242,13 +242,14 @@ fn error_schema() -> Json {
         "required": ["error"],
         "properties": {"error": {
             "type": "object",
-            "required": ["code", "message", "details"],
+            "required": ["code", "message", "details", "requestId"],
             "properties": {
                 "code": {"type": "string"},
                 "message": {"type": "string"},
                 "details": {"type": "array", "items": object(json!({
                     "field": {"type": "string"}, "code": {"type": "string"}, "message": {"type": "string"},
                 }))},
+                "requestId": {"type": "string", "description": "the request's id, as in the `X-Request-Id` answer header and the server's log lines"},
             },
         }},
     })
