@@ -7,6 +7,7 @@ mod lanes;
 pub mod migrate;
 mod rows;
 pub mod system;
+mod unit;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -26,6 +27,7 @@ use sea_orm::{
 pub use ddl::{datetime_type, table_statements};
 pub use lanes::{Lanes, Lifted};
 pub use rows::{Column, decode_row, to_sql_value};
+pub use unit::Writes;
 
 use crate::config::DatabaseConfig;
 
@@ -199,14 +201,7 @@ impl Database {
     /// The statement's error (constraint violations included).
     pub async fn write<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
         let statement = self.backend.build(statement);
-        match &self.queue {
-            Some(queue) => queue.execute(statement).await,
-            None => self
-                .write
-                .execute_raw(statement)
-                .await
-                .map(|r| r.rows_affected()),
-        }
+        Ok(self.write_all(vec![statement]).await?[0])
     }
 
     /// Runs `work` on a record reader. If the returned future is dropped (the client went

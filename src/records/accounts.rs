@@ -5,8 +5,8 @@
 //! sessions and keys with it. The account flows (`accounts`) call these; nothing else touches an
 //! auth collection's table.
 
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Order};
+use sea_orm::{ConnectionTrait, Statement};
 
 use super::{Error, Records, Result};
 use crate::auth::keys::{self, KeyRow};
@@ -228,24 +228,36 @@ impl Records {
     }
 
     /// A new password or login ends every session of the account but `keep` (the one that made
-    /// the change).
-    pub(super) async fn credentials_changed(
+    /// the change): the statements, written with the change.
+    pub(super) fn credentials_changed(
         &self,
         collection: &Collection,
         id: &str,
         keep: Option<&str>,
-    ) -> Result<()> {
-        sessions::delete_of_user(&self.db, &collection.slug, id, keep).await?;
-        Ok(())
+    ) -> Vec<Statement> {
+        let backend = self.db.backend();
+        vec![backend.build(&sessions::delete_of_user_statement(
+            &collection.slug,
+            id,
+            keep,
+        ))]
     }
 
-    /// A deleted account's sessions and keys go with it.
-    pub(super) async fn account_deleted(&self, collection: &Collection, id: &str) -> Result<()> {
-        if collection.auth.is_some() {
-            sessions::delete_of_user(&self.db, &collection.slug, id, None).await?;
-            keys::delete_of_user(&self.db, &collection.slug, id).await?;
+    /// A deleted account's sessions and keys go with it: the statements, written with the
+    /// delete.
+    pub(super) fn account_deleted(&self, collection: &Collection, id: &str) -> Vec<Statement> {
+        let backend = self.db.backend();
+        if collection.auth.is_none() {
+            return Vec::new();
         }
-        Ok(())
+        vec![
+            backend.build(&sessions::delete_of_user_statement(
+                &collection.slug,
+                id,
+                None,
+            )),
+            backend.build(&keys::delete_of_user_statement(&collection.slug, id)),
+        ]
     }
 }
 

@@ -27,7 +27,7 @@ use crate::access::{Caller, CollectionPolicy, Policies};
 use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
-use crate::db::{Column, Database, decode_row};
+use crate::db::{Column, Database, Writes, decode_row};
 use crate::rules::Residual;
 use crate::schema::{Collection, Schema};
 
@@ -179,12 +179,13 @@ impl Records {
         let caller = Caller::new(principal);
         caller.require_scope("read")?;
         let stored = self
-            .load_readable(collection, plan, policy, &caller, id, false)
+            .load_readable(collection, plan, policy, &caller, id, None)
             .await?;
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
-    /// Loads a stored row the caller may read, or `NotFound`.
+    /// Loads a stored row the caller may read, or `NotFound`; through `via` when it must see the
+    /// latest writes (before changing it), else from a reader.
     async fn load_readable(
         &self,
         collection: &Collection,
@@ -192,14 +193,14 @@ impl Records {
         policy: &CollectionPolicy,
         caller: &Caller,
         id: &str,
-        from_writer: bool,
+        via: Option<Writes<'_>>,
     ) -> Result<Doc> {
         let read = match caller.condition(&policy.read, self.db.backend()) {
             Residual::False => return Err(Error::NotFound),
             Residual::True => None,
             Residual::Cond(condition) => Some(condition),
         };
-        self.load(collection, plan, id, read, from_writer)
+        self.load(collection, plan, id, read, via)
             .await?
             .ok_or(Error::NotFound)
     }
@@ -211,17 +212,16 @@ impl Records {
         plan: &Plan,
         id: &str,
         condition: Option<Condition>,
-        from_writer: bool,
+        via: Option<Writes<'_>>,
     ) -> Result<Option<Doc>> {
         let mut select = plan.select_all.clone();
         select.and_where(Expr::col(Alias::new("id")).eq(id));
         if let Some(condition) = condition {
             select.cond_where(condition);
         }
-        let row: Option<QueryResult> = if from_writer {
-            self.db.writer().query_one(&select).await?
-        } else {
-            self.db.read(async |c| c.query_one(&select).await).await?
+        let row: Option<QueryResult> = match via {
+            Some(writes) => writes.query_one(&select).await?,
+            None => self.db.read(async |c| c.query_one(&select).await).await?,
         };
         Ok(row
             .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
