@@ -466,6 +466,12 @@ mod tests {
                 &[],
                 &["server.env: expected \"dev\" or \"prod\", got \"staging\""],
             ),
+            // Only the engines Lucent is tested on (issue 19: MySQL/MariaDB not claimed).
+            (
+                "[database]\nurl = \"mysql://root@127.0.0.1/test\"\n",
+                &[],
+                &["database.url: unsupported database \"mysql\": use sqlite://PATH"],
+            ),
             (
                 "[server]\nbody_limit = \"lots\"\n",
                 &[],

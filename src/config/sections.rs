@@ -167,6 +167,9 @@ pub fn web_origin(text: &str) -> Option<String> {
     plain.then(|| url.origin().ascii_serialization())
 }
 
+/// The URL schemes of the engines Lucent runs on and tests: SQLite and PostgreSQL.
+pub const DATABASE_SCHEMES: [&str; 3] = ["sqlite:", "postgres:", "postgresql:"];
+
 pub(super) fn build_database(
     raw: RawDatabase,
     file: &Path,
@@ -184,6 +187,20 @@ pub(super) fn build_database(
         "database.statement_timeout",
         diags,
     );
+    if !DATABASE_SCHEMES
+        .iter()
+        .any(|scheme| url.starts_with(scheme))
+    {
+        let scheme = url.split(':').next().unwrap_or_default();
+        diags.push(Diagnostic::new(
+            file,
+            "database.url",
+            format!(
+                "unsupported database \"{scheme}\": use sqlite://PATH (the embedded default) or \
+                 postgres://... (MySQL and MariaDB are not supported)"
+            ),
+        ));
+    }
     DatabaseConfig {
         url: resolve_sqlite_path(&url, root),
         statement_timeout: (!statement_timeout.is_zero()).then_some(statement_timeout),

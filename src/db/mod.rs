@@ -20,8 +20,8 @@ use sea_orm::sqlx::ConnectOptions as _;
 use sea_orm::sqlx::postgres::PgConnectOptions;
 use sea_orm::sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{
-    ConnectOptions, ConnectionTrait, Database as SeaDatabase, DatabaseConnection, DbBackend, DbErr,
-    RuntimeErr, SqlxPostgresConnector, SqlxSqliteConnector, StatementBuilder,
+    ConnectionTrait, DatabaseConnection, DbBackend, DbErr, RuntimeErr, SqlxPostgresConnector,
+    SqlxSqliteConnector, StatementBuilder,
 };
 
 pub use ddl::{datetime_type, table_statements};
@@ -63,7 +63,7 @@ pub struct Database {
 }
 
 impl Database {
-    /// Connects to the configured URL (`sqlite://...`, `postgres://...`, `mysql://...`),
+    /// Connects to the configured URL (`sqlite://...` or `postgres://...`),
     /// creating a SQLite file and its folder (owner-only) when missing.
     ///
     /// # Errors
@@ -76,30 +76,10 @@ impl Database {
         if url.starts_with("postgres:") || url.starts_with("postgresql:") {
             return Self::connect_postgres(url, config.statement_timeout).await;
         }
-        // Other engines (untested, SPEC §2): one pool, no statement limit.
-        let mut options = ConnectOptions::new(url);
-        options
-            .max_connections(16)
-            .min_connections(1)
-            .connect_timeout(Duration::from_secs(10))
-            .sqlx_logging(false);
-        let connection = SeaDatabase::connect(options).await?;
-        let backend = connection.get_database_backend();
-        // Every "lane" is the whole pool: reads share it as before, and are not stopped.
-        let lanes = |count: usize| {
-            let lanes = (0..count)
-                .map(|_| (connection.clone(), Watch::new(None)))
-                .collect();
-            Lanes::new(lanes, None)
-        };
-        Ok(Self {
-            reads: lanes(16),
-            auth: lanes(AUTH_LANES),
-            write: connection,
-            backend,
-            queue: None,
-            write_watch: None,
-        })
+        Err(DbErr::Custom(format!(
+            "unsupported database URL \"{}\": Lucent runs on SQLite and PostgreSQL",
+            url.split(':').next().unwrap_or_default()
+        )))
     }
 
     async fn connect_postgres(url: &str, limit: Option<Duration>) -> Result<Self, DbErr> {
@@ -277,12 +257,8 @@ impl Database {
                 let pool = self.write.get_sqlite_connection_pool();
                 (pool.size(), pool.num_idle())
             }
-            DbBackend::Postgres => {
-                let pool = self.write.get_postgres_connection_pool();
-                (pool.size(), pool.num_idle())
-            }
             _ => {
-                let pool = self.write.get_mysql_connection_pool();
+                let pool = self.write.get_postgres_connection_pool();
                 (pool.size(), pool.num_idle())
             }
         };
