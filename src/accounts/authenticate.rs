@@ -95,7 +95,13 @@ impl Accounts {
         let scopes = row
             .scopes
             .unwrap_or_else(|| SCOPES.map(str::to_string).to_vec());
-        Ok(self.principal(&row.collection, doc, None, Some(scopes), Credential::ApiKey))
+        Ok(self.principal(
+            &row.collection,
+            doc,
+            None,
+            Some((row.id, scopes)),
+            Credential::ApiKey,
+        ))
     }
 
     /// The current account as stored now, as the account sees itself (field `read` rules apply).

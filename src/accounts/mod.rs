@@ -101,13 +101,14 @@ impl Accounts {
         Ok(collection)
     }
 
-    /// The principal of a stored account (its hidden fields removed).
+    /// The principal of a stored account (its hidden fields removed), signed in with a session or
+    /// with an API key (its id and scopes).
     fn principal(
         &self,
         slug: &str,
         doc: Doc,
         session_id: Option<String>,
-        scopes: Option<Vec<String>>,
+        key: Option<(String, Vec<String>)>,
         credential: Credential,
     ) -> Principal {
         let id = doc_id(&doc).to_string();
@@ -120,7 +121,8 @@ impl Accounts {
             collection: slug.to_string(),
             doc,
             session_id,
-            scopes,
+            key_id: key.as_ref().map(|(id, _)| id.clone()),
+            scopes: key.map(|(_, scopes)| scopes),
             credential,
         }))
     }

@@ -23,6 +23,8 @@ pub struct AuthUser {
     pub doc: Doc,
     /// The session behind a token or cookie.
     pub session_id: Option<String>,
+    /// The API key a request presented (`None` for sessions).
+    pub key_id: Option<String>,
     /// API-key scopes; `None` for sessions.
     pub scopes: Option<Vec<String>>,
     pub credential: Credential,
@@ -51,6 +53,19 @@ impl Principal {
     pub fn is_account(&self, collection: &str, id: &str) -> bool {
         self.user()
             .is_some_and(|u| u.collection == collection && u.id == id)
+    }
+
+    /// Who is calling, as a stable name for what Lucent keeps per caller (the stored answers of
+    /// idempotent retries): the account for a session (bearer token or cookie: every session of
+    /// one account is one caller, with the same rights), the key for an API key (keys of one
+    /// account are separate clients, and their scopes differ). `None` for anonymous callers, who
+    /// cannot be told apart, and for Lucent itself.
+    pub fn caller_id(&self) -> Option<String> {
+        let user = self.user()?;
+        Some(match &user.key_id {
+            Some(key) => format!("key\u{0}{key}"),
+            None => format!("account\u{0}{}\u{0}{}", user.collection, user.id),
+        })
     }
 
     /// The scopes an API key carries; `None` for every other credential (sessions may do

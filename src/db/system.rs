@@ -1,8 +1,8 @@
 //! Lucent's own tables: their names and columns (sea-query [`Iden`] enums, so no statement spells
 //! a system table or column as a string), and the versioned steps that create and change them.
 //!
-//! The auth tables (sessions, rotated refresh tokens, login attempts, API keys, email tokens) are
-//! changed only by [`bring_up_to_date`], one numbered [`Step`] at a time, each in its own
+//! The auth tables (sessions, rotated refresh tokens, login attempts, API keys, email tokens) and
+//! the stored answers of idempotent requests are changed only by [`bring_up_to_date`], one numbered [`Step`] at a time, each in its own
 //! transaction with its row in `_lucent_system_migrations`; a future column change is a new step
 //! appended to [`STEPS`], never an edit of an old one. Step 1 is the tables as Lucent created
 //! them before they were versioned, with `IF NOT EXISTS` throughout, so a database made by an
@@ -92,6 +92,30 @@ pub enum EmailTokens {
     UsedAt,
 }
 
+/// The answers of requests sent with an `Idempotency-Key` (see `http::idempotency`): one row per
+/// caller and key, claimed while the first request runs, then its stored answer for 24 hours.
+#[derive(DeriveIden, Clone, Copy, Debug)]
+pub enum IdempotencyKeys {
+    #[sea_orm(iden = "_lucent_idempotency_keys")]
+    Table,
+    /// SHA-256 of the caller and the key (the key itself is not kept).
+    Id,
+    /// SHA-256 of the request's method, path and body.
+    Fingerprint,
+    /// The current claim's random token: only its holder stores the answer or lets go.
+    Claim,
+    /// The answer's status; null while the first request runs.
+    Status,
+    /// The answer's headers that matter (`Content-Type`, `Location`, ...), as JSON.
+    Headers,
+    Body,
+    /// While the first request runs: when its claim lapses unless renewed (a crashed instance's
+    /// claim is taken over after it).
+    LeaseUntil,
+    /// When the row is forgotten (24 hours after the answer).
+    ExpiresAt,
+}
+
 /// The schema migrations applied to the collections (one row per file, with its checksum).
 #[derive(DeriveIden, Clone, Copy, Debug)]
 pub enum Migrations {
@@ -136,11 +160,18 @@ pub type StepFuture<'a> =
     std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), DbErr>> + Send + 'a>>;
 
 /// Every step, in order. Append; never edit or remove a released one.
-pub const STEPS: &[Step] = &[Step {
-    version: 1,
-    name: "auth tables",
-    run: |tx| Box::pin(auth_tables(tx)),
-}];
+pub const STEPS: &[Step] = &[
+    Step {
+        version: 1,
+        name: "auth tables",
+        run: |tx| Box::pin(auth_tables(tx)),
+    },
+    Step {
+        version: 2,
+        name: "idempotency keys",
+        run: |tx| Box::pin(idempotency_keys(tx)),
+    },
+];
 
 /// The lock several instances starting at once take, so they migrate one after the other (the
 /// same one `db::migrate` takes).
@@ -394,6 +425,47 @@ async fn auth_tables(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     )
     .await?;
     Ok(())
+}
+
+/// Step 2: the stored answers of idempotent requests.
+async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    let backend = tx.get_database_backend();
+    let digest = || ColumnType::String(StringLen::N(64));
+    let time = || datetime_type(backend);
+    // MySQL's BLOB holds 64 KiB; an answer may be longer.
+    let bytes = match backend {
+        DbBackend::MySql => ColumnType::custom("LONGBLOB"),
+        _ => ColumnType::Blob,
+    };
+    let table = Table::create()
+        .table(IdempotencyKeys::Table)
+        .col(
+            ColumnDef::new_with_type(IdempotencyKeys::Id, digest())
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new_with_type(IdempotencyKeys::Fingerprint, digest()).not_null())
+        .col(ColumnDef::new_with_type(IdempotencyKeys::Claim, digest()).not_null())
+        .col(ColumnDef::new_with_type(
+            IdempotencyKeys::Status,
+            ColumnType::Integer,
+        ))
+        .col(ColumnDef::new_with_type(
+            IdempotencyKeys::Headers,
+            ColumnType::Text,
+        ))
+        .col(ColumnDef::new_with_type(IdempotencyKeys::Body, bytes))
+        .col(ColumnDef::new_with_type(IdempotencyKeys::LeaseUntil, time()).not_null())
+        .col(ColumnDef::new_with_type(IdempotencyKeys::ExpiresAt, time()).not_null())
+        .to_owned();
+    tx.execute(&table).await?;
+    index(
+        tx,
+        "ix__lucent_idempotency_keys_expires",
+        IdempotencyKeys::Table,
+        &[IdempotencyKeys::ExpiresAt],
+    )
+    .await
 }
 
 async fn index<T: Iden + Copy + 'static>(

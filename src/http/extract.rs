@@ -71,11 +71,19 @@ impl<'a> FromRequest<'a> for Credentials {
     }
 }
 
+/// The caller of a request that was already authenticated before its handler ran (by the
+/// idempotency wrapper, which scopes keys by caller), so the credentials are checked once.
+#[derive(Clone)]
+pub struct Authenticated(pub Principal);
+
 /// Authenticates a request: anonymous without credentials; 401 for refused credentials
 /// (`token_expired` for an expired token), never anonymous; 403 `csrf_failed` for an unsafe
 /// cookie request from another origin.
 impl<'a> FromRequest<'a> for Principal {
     async fn from_request(request: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        if let Some(Authenticated(principal)) = request.data::<Authenticated>() {
+            return Ok(principal.clone());
+        }
         let credentials = Credentials::from_request(request, body).await?;
         Ok(authenticate(request, &credentials).await?)
     }

@@ -4,7 +4,8 @@
 //! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
 //! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
 //! an error is an [`ApiError`] returned with `?` (`error` maps every subsystem's errors, in one
-//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`.
+//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`. A
+//! route that takes `Idempotency-Key` wraps its handler in `idempotency::idempotent`.
 
 mod accounts;
 mod answer;
@@ -15,6 +16,7 @@ mod email;
 pub mod error;
 mod extract;
 mod form_errors;
+mod idempotency;
 mod methods;
 mod metrics;
 mod openapi;
@@ -31,6 +33,7 @@ use poem::web::Html;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route, get, handler};
 
 pub use error::ApiError;
+use idempotency::idempotent;
 use methods::Methods;
 pub use openapi::document as openapi_document;
 
@@ -45,6 +48,8 @@ pub(crate) struct State {
     pub swagger: Arc<OnceLock<String>>,
     /// Where cookie-authenticated requests and form posts may come from.
     pub origins: Arc<origin::Origins>,
+    /// The stored answers of requests sent with an `Idempotency-Key`.
+    pub idempotency: idempotency::Idempotency,
 }
 
 /// Every route of the app, with logging, panic catching and error envelopes around them. The
@@ -55,11 +60,13 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
     let document = openapi::document(&lucent.config).to_string();
     let static_dir = lucent.config.server.static_dir.clone();
     let origins = origin::Origins::new(&lucent.config.server);
+    let idempotency = idempotency::Idempotency::new(lucent.database().clone());
     let state = State {
         lucent,
         openapi: Arc::new(document),
         swagger: Arc::new(OnceLock::new()),
         origins: Arc::new(origins),
+        idempotency,
     };
     let routes = Route::new()
         .at("/api/health", Methods::new().get(health))
@@ -122,14 +129,14 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
             "/api/:collection",
             Methods::new()
                 .list(collections::list)
-                .post(collections::create),
+                .post(idempotent(collections::create)),
         )
         .at(
             "/api/:collection/:id",
             Methods::new()
                 .get(collections::get_one)
-                .patch(collections::update)
-                .delete(collections::delete),
+                .patch(idempotent(collections::update))
+                .delete(idempotent(collections::delete)),
         );
     let routes = match &metrics {
         Some(metrics) => routes.at("/api/metrics", get(metrics::scrape).data(metrics.clone())),

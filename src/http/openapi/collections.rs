@@ -50,6 +50,7 @@ pub fn paths(config: &Config, collection: &Collection, paths: &mut Map<String, J
         .link("201", "GetCreated", to("get"), with_id("/doc/id"))
         .link("201", "UpdateCreated", to("update"), with_id("/doc/id"))
         .link("201", "DeleteCreated", to("delete"), with_id("/doc/id"))
+        .idempotent("201")
         .errors(&[
             Fail::BadRequest,
             Fail::Unauthorized,
@@ -83,6 +84,7 @@ pub fn paths(config: &Config, collection: &Collection, paths: &mut Map<String, J
     .answer("200", "the changed document", doc.clone())
     .link("200", "Get", to("get"), with_id("/doc/id"))
     .link("200", "Delete", to("delete"), with_id("/doc/id"))
+    .idempotent("200")
     .errors(&[
         Fail::BadRequest,
         Fail::Unauthorized,
@@ -97,6 +99,7 @@ pub fn paths(config: &Config, collection: &Collection, paths: &mut Map<String, J
     .build();
     let delete = op("delete", "Delete a document")
         .answer("200", "the document as it was", doc)
+        .idempotent("200")
         .errors(&[
             Fail::BadRequest,
             Fail::Unauthorized,

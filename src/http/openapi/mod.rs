@@ -13,6 +13,7 @@ mod schemas;
 
 use serde_json::{Map, Value as Json, json};
 
+use super::idempotency::{KEY_PATTERN, MAX_KEY};
 use crate::config::{Config, Env};
 
 fn schema_ref(name: &str) -> Json {
@@ -69,12 +70,13 @@ enum Fail {
     Conflict,
     TooLarge,
     MediaType,
+    Unprocessable,
     TooMany,
     Timeout,
 }
 
 impl Fail {
-    const ALL: [Fail; 9] = [
+    const ALL: [Fail; 10] = [
         Fail::BadRequest,
         Fail::Unauthorized,
         Fail::Forbidden,
@@ -82,6 +84,7 @@ impl Fail {
         Fail::Conflict,
         Fail::TooLarge,
         Fail::MediaType,
+        Fail::Unprocessable,
         Fail::TooMany,
         Fail::Timeout,
     ];
@@ -95,6 +98,7 @@ impl Fail {
             Fail::Conflict => "409",
             Fail::TooLarge => "413",
             Fail::MediaType => "415",
+            Fail::Unprocessable => "422",
             Fail::TooMany => "429",
             Fail::Timeout => "503",
         }
@@ -109,6 +113,7 @@ impl Fail {
             Fail::Conflict => "Conflict",
             Fail::TooLarge => "PayloadTooLarge",
             Fail::MediaType => "UnsupportedMediaType",
+            Fail::Unprocessable => "UnprocessableEntity",
             Fail::TooMany => "TooManyRequests",
             Fail::Timeout => "Timeout",
         }
@@ -117,7 +122,7 @@ impl Fail {
     fn description(self) -> &'static str {
         match self {
             Fail::BadRequest => {
-                "`validation_failed`: the body breaks the field rules (every failing field is in `details`); `bad_request`: malformed JSON, form or query string, a query parameter the route does not take, a bad `filter`/`sort`/`select`/`limit`/`page`, text holding U+0000, a `redirect` that is not a relative path of this site"
+                "`validation_failed`: the body breaks the field rules (every failing field is in `details`); `bad_request`: malformed JSON, form or query string, a query parameter the route does not take, a bad `filter`/`sort`/`select`/`limit`/`page`, text holding U+0000, a `redirect` that is not a relative path of this site, an `Idempotency-Key` that is malformed, repeated or sent without credentials"
             }
             Fail::Unauthorized => {
                 "`unauthorized`: no credentials where they are needed, or refused ones (an `Authorization` header that is not `Bearer <token>`, a bad or ended token, a revoked key); `token_expired`: an expired access token or API key; `invalid_credentials`: a failed login"
@@ -127,11 +132,14 @@ impl Fail {
             }
             Fail::NotFound => "`not_found`: no such document, or one the caller may not read",
             Fail::Conflict => {
-                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document"
+                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document; `idempotency_in_progress`: the first request with this `Idempotency-Key` is still running (retry after `Retry-After` seconds)"
             }
             Fail::TooLarge => "`payload_too_large`: the body is over `server.body_limit`",
             Fail::MediaType => {
                 "`unsupported_media_type`: the body is not `application/json` (form routes also take `application/x-www-form-urlencoded`)"
+            }
+            Fail::Unprocessable => {
+                "`idempotency_mismatch`: this `Idempotency-Key` was used for another request (method, path or body)"
             }
             Fail::TooMany => {
                 "`account_locked`: too many failed logins for this account; `rate_limited`: password hashing is saturated, retry in a moment"
@@ -222,6 +230,22 @@ impl Operation {
         self
     }
 
+    /// An unsafe operation that takes `Idempotency-Key`: the header, the answers only it gives
+    /// (409 while the first request runs, 422 for a key reused for another request), and
+    /// `Idempotent-Replayed` on the `success` answer when it is a stored one.
+    fn idempotent(mut self, success: &str) -> Self {
+        let parameter = json!({"$ref": "#/components/parameters/IdempotencyKey"});
+        match self.value["parameters"].as_array_mut() {
+            Some(parameters) => parameters.push(parameter),
+            None => self.value["parameters"] = json!([parameter]),
+        }
+        self.value["responses"][success]["headers"]["Idempotent-Replayed"] = json!({
+            "description": "`true` when this is the stored answer of an earlier request with the same `Idempotency-Key`",
+            "schema": {"type": "string", "enum": ["true"]},
+        });
+        self.errors(&[Fail::Conflict, Fail::Unprocessable])
+    }
+
     fn errors(mut self, fails: &[Fail]) -> Self {
         for fail in fails {
             self.value["responses"][fail.status()] =
@@ -252,6 +276,17 @@ fn error_schema() -> Json {
                 "requestId": {"type": "string", "description": "the request's id, as in the `X-Request-Id` answer header and the server's log lines"},
             },
         }},
+    })
+}
+
+/// The `Idempotency-Key` request header.
+fn idempotency_key() -> Json {
+    json!({
+        "name": "Idempotency-Key",
+        "in": "header",
+        "required": false,
+        "description": "Makes a retry safe: the first request with a key (per caller: an account or an API key; anonymous callers may not send one) is answered and its 2xx or 4xx answer stored for 24 hours; the same request again gets that answer with `Idempotent-Replayed: true`, without doing the work again. Use a new random key (a UUID) per operation.",
+        "schema": {"type": "string", "minLength": 1, "maxLength": MAX_KEY, "pattern": KEY_PATTERN},
     })
 }
 
@@ -326,6 +361,7 @@ pub fn document(config: &Config) -> Json {
         "components": {
             "schemas": schemas,
             "responses": responses,
+            "parameters": {"IdempotencyKey": idempotency_key()},
             "securitySchemes": {
                 "bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT", "description": "an access token from login, register or refresh"},
                 "apiKey": {"type": "http", "scheme": "bearer", "description": "an API key (`lcnt_...`); its scopes limit what it may do"},
