@@ -214,6 +214,19 @@ impl Server {
         self.dir.path()
     }
 
+    /// A connection of the test's own to the server's database (SQLite: `data/lucent.db` of its
+    /// folder), for looking at or changing what the server stored.
+    pub async fn connect_database(&self) -> sea_orm::DatabaseConnection {
+        let url = match &self.database_url {
+            Some(url) => url.clone(),
+            None => format!(
+                "sqlite://{}?mode=rwc",
+                self.path().join("data/lucent.db").display()
+            ),
+        };
+        sea_orm::Database::connect(&url).await.unwrap()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{}", self.base, path)
     }

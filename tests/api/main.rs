@@ -13,6 +13,7 @@ mod config_schema;
 mod email;
 mod fuzz;
 mod helpers;
+mod idempotency;
 mod init;
 mod limits;
 mod lists;

@@ -238,7 +238,9 @@ async fn document_states_the_schemas_limits_and_answers() {
         (
             "/api/posts",
             "post",
-            &["201", "400", "401", "403", "409", "413", "415", "503"],
+            &[
+                "201", "400", "401", "403", "409", "413", "415", "422", "503",
+            ],
         ),
         (
             "/api/posts/{id}",
@@ -249,7 +251,7 @@ async fn document_states_the_schemas_limits_and_answers() {
             "/api/users",
             "post",
             &[
-                "201", "400", "401", "403", "409", "413", "415", "429", "503",
+                "201", "400", "401", "403", "409", "413", "415", "422", "429", "503",
             ],
         ),
         (
@@ -291,6 +293,49 @@ async fn document_states_the_schemas_limits_and_answers() {
         found.sort_unstable();
         assert_eq!(found, expected, "{method} {path}");
     }
+
+    // `Idempotency-Key` on the unsafe collection routes, with its 409 and 422 and the replay
+    // header; not on the other routes.
+    let idempotency_key = json!({"$ref": "#/components/parameters/IdempotencyKey"});
+    for (path, method, success) in [
+        ("/api/posts", "post", "201"),
+        ("/api/posts/{id}", "patch", "200"),
+        ("/api/posts/{id}", "delete", "200"),
+    ] {
+        let operation = &paths[path][method];
+        assert!(
+            operation["parameters"]
+                .as_array()
+                .unwrap()
+                .contains(&idempotency_key),
+            "{method} {path}"
+        );
+        let found = statuses(operation);
+        assert!(
+            found.contains(&"409") && found.contains(&"422"),
+            "{method} {path}"
+        );
+        assert!(
+            operation["responses"][success]["headers"]["Idempotent-Replayed"].is_object(),
+            "{method} {path}"
+        );
+    }
+    for (path, method) in [("/api/posts", "get"), ("/api/users/login", "post")] {
+        assert!(
+            paths[path][method]["parameters"]
+                .as_array()
+                .is_none_or(|parameters| !parameters.contains(&idempotency_key)),
+            "{method} {path}"
+        );
+    }
+    assert_eq!(
+        document["components"]["parameters"]["IdempotencyKey"],
+        json!({
+            "name": "Idempotency-Key", "in": "header", "required": false,
+            "description": document["components"]["parameters"]["IdempotencyKey"]["description"],
+            "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~][ -~]*$"},
+        })
+    );
 
     // Answers by shape: register with `require_verified` has no tokens; the key list no secret.
     let answer = |path: &str, method: &str, status: &str| {

@@ -25,17 +25,6 @@ fn engine(backend: &Backend) -> &'static str {
     }
 }
 
-async fn connect(server: &Server) -> DatabaseConnection {
-    let url = match &server.database_url {
-        Some(url) => url.clone(),
-        None => format!(
-            "sqlite://{}?mode=rwc",
-            server.path().join("data/lucent.db").display()
-        ),
-    };
-    sea_orm::Database::connect(&url).await.unwrap()
-}
-
 /// The system steps recorded in a database.
 async fn versions(db: &DatabaseConnection) -> Vec<i64> {
     let rows = db
@@ -107,7 +96,7 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
             &[("migrations/0001_initial.toml", &migration)],
         );
         std::fs::create_dir_all(server.path().join("data")).unwrap();
-        let db = connect(&server).await;
+        let db = server.connect_database().await;
         db.execute_unprepared(&fixture(&format!("{}.sql", engine(&backend))))
             .await
             .unwrap();
@@ -121,7 +110,11 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
             "the fixture has the auth tables"
         );
         server.spawn(&[]);
-        assert_eq!(versions(&db).await, [1], "step 1 is recorded");
+        assert_eq!(
+            versions(&db).await,
+            [1, 2],
+            "step 1 is recorded, step 2 (idempotency keys) applied"
+        );
 
         // Everything the old Lucent stored still works.
         let (status, login) = server
@@ -190,10 +183,10 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
         // A restart applies nothing again; the tables are those of a new database.
         server.stop();
         server.spawn(&[]);
-        assert_eq!(versions(&db).await, [1]);
+        assert_eq!(versions(&db).await, [1, 2]);
         let fresh = Server::start(&backend, &config).await;
-        let fresh_db = connect(&fresh).await;
-        assert_eq!(versions(&fresh_db).await, [1]);
+        let fresh_db = fresh.connect_database().await;
+        assert_eq!(versions(&fresh_db).await, [1, 2]);
         assert_eq!(system_shape(&db).await, system_shape(&fresh_db).await);
         db.close().await.ok();
         fresh_db.close().await.ok();

@@ -9,6 +9,7 @@ sign it in; they never loosen a check.
   schemathesis ask again, and this signs in anew; should the fuzzer have locked the account
   (failed logins with its address), a fresh account is registered instead.
 - Two checks that refine built-in ones where the document cannot say more: see below.
+- `Idempotency-Key`: a schema-valid key is made unique per request (see `before_call`).
 """
 
 import copy
@@ -151,3 +152,20 @@ def form_posts_redirect(ctx, response, case):
         accepted.status_code = 200
         builtin_checks.negative_data_rejection(ctx, accepted, case)
     return None
+
+
+# A key the server takes (`components/parameters/IdempotencyKey`).
+_IDEMPOTENCY_KEY = re.compile(r"^[!-~][ -~]{0,254}$")
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Gives every request sent with a schema-valid `Idempotency-Key` a key of its own (the drawn
+    key, cut to fit, and a UUID), as the parameter asks of clients. The generator draws few
+    distinct keys ("0" again and again), and the same key with another request is rightly a 422,
+    with the same request a replay of an answer the stateful phase no longer expects. Invalid keys
+    are sent as drawn: they must be refused."""
+    headers = case.headers or {}
+    for name, value in headers.items():
+        if name.lower() == "idempotency-key" and isinstance(value, str) and _IDEMPOTENCY_KEY.match(value):
+            headers[name] = f"{value[:222]}-{uuid.uuid4().hex}"
