@@ -14,7 +14,7 @@
 //! | `records`  | record operations (authorize → validate → database) and every read and write of an account: the only module that touches collection tables |
 //! | `accounts` | the account flows: register, login, refresh, sessions, authenticate, API keys, email verification and reset |
 //! | `app`      | the composition root: [`app::Lucent`] from a config |
-//! | `http`     | routes, extractors, thin handlers, the error envelope, the OpenAPI document |
+//! | `http`     | routes, extractors, thin handlers, the error envelope, idempotent retries, the OpenAPI document |
 //! | `cli`      | `serve`, `check`, `migrate`, `openapi`, `user` |
 //!
 //! # Dependency rule

@@ -83,6 +83,25 @@ impl ApiError {
         )
     }
 
+    /// A retry while the first request with its `Idempotency-Key` still runs (see
+    /// `http::idempotency`); answered with `Retry-After`.
+    pub fn idempotency_in_progress() -> Self {
+        Self::new(
+            StatusCode::CONFLICT,
+            "idempotency_in_progress",
+            "a request with this Idempotency-Key is still running; retry when it has ended",
+        )
+    }
+
+    /// An `Idempotency-Key` already used by the caller for another request.
+    pub fn idempotency_mismatch() -> Self {
+        Self::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "idempotency_mismatch",
+            "this Idempotency-Key was used for another request (method, path or body)",
+        )
+    }
+
     /// A 500 whose cause is logged here and not shown.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");

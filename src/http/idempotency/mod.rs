@@ -144,7 +144,7 @@ impl<E: Endpoint> Idempotent<E> {
             Claim::Claimed(ticket) => ticket,
             Claim::Replay(answer) => return Ok(replay(answer)),
             Claim::InProgress => return Ok(in_progress()),
-            Claim::Mismatch => return Err(mismatch()),
+            Claim::Mismatch => return Err(ApiError::idempotency_mismatch()),
         };
         request.set_body(body);
         request.set_data(Authenticated(principal));
@@ -233,24 +233,11 @@ fn replay(answer: Stored) -> Response {
 }
 
 fn in_progress() -> Response {
-    let mut response = ApiError::new(
-        StatusCode::CONFLICT,
-        "idempotency_in_progress",
-        "a request with this Idempotency-Key is still running; retry when it has ended",
-    )
-    .into_response();
+    let mut response = ApiError::idempotency_in_progress().into_response();
     response
         .headers_mut()
         .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
     response
-}
-
-fn mismatch() -> ApiError {
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "idempotency_mismatch",
-        "this Idempotency-Key was used for another request (method, path or body)",
-    )
 }
 
 /// Runs `work`, renewing the claim's lease until it ends.
