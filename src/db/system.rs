@@ -427,7 +427,8 @@ async fn auth_tables(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     Ok(())
 }
 
-/// Step 2: the stored answers of idempotent requests.
+/// Step 2: the stored answers of idempotent requests (`IF NOT EXISTS` too: a database whose
+/// version record was lost takes every step again).
 async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     let backend = tx.get_database_backend();
     let digest = || ColumnType::String(StringLen::N(64));
@@ -439,6 +440,7 @@ async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     };
     let table = Table::create()
         .table(IdempotencyKeys::Table)
+        .if_not_exists()
         .col(
             ColumnDef::new_with_type(IdempotencyKeys::Id, digest())
                 .not_null()
