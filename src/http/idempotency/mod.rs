@@ -110,6 +110,7 @@ impl<E: Endpoint> Endpoint for Idempotent<E> {
 }
 
 impl<E: Endpoint> Idempotent<E> {
+    /// Step 1 and 2 of the module doc: the key, the caller, the fingerprint, the claim.
     async fn answer(&self, mut request: Request) -> Result<Response, ApiError> {
         let Some(key) = header_key(&request)? else {
             return Ok(self.run(request).await);
@@ -134,20 +135,32 @@ impl<E: Endpoint> Idempotent<E> {
             .path_and_query()
             .map_or_else(|| request.uri().path(), |p| p.as_str());
         let fingerprint = key::fingerprint(request.method().as_str(), path, &body);
-        let id = key::row_id(&caller, &key);
-        let store = &idempotency.store;
-        let ticket = match store
-            .claim(&id, &fingerprint)
+        let claim = idempotency
+            .store
+            .claim(&key::row_id(&caller, &key), &fingerprint)
             .await
-            .map_err(|e| ApiError::database(&e))?
-        {
-            Claim::Claimed(ticket) => ticket,
-            Claim::Replay(answer) => return Ok(replay(answer)),
-            Claim::InProgress => return Ok(in_progress()),
-            Claim::Mismatch => return Err(ApiError::idempotency_mismatch()),
-        };
-        request.set_body(body);
-        request.set_data(Authenticated(principal));
+            .map_err(|e| ApiError::database(&e))?;
+        match claim {
+            Claim::Claimed(ticket) => {
+                request.set_body(body);
+                request.set_data(Authenticated(principal));
+                self.run_claimed(request, &idempotency, ticket).await
+            }
+            Claim::Replay(answer) => Ok(replay(answer)),
+            Claim::InProgress => Ok(in_progress()),
+            Claim::Mismatch => Err(ApiError::idempotency_mismatch()),
+        }
+    }
+
+    /// Step 3: runs the request whose key `ticket` holds, and stores its answer or lets the key
+    /// go.
+    async fn run_claimed(
+        &self,
+        request: Request,
+        idempotency: &Idempotency,
+        ticket: Ticket,
+    ) -> Result<Response, ApiError> {
+        let store = &idempotency.store;
         let held = Held {
             store: store.clone(),
             ticket: Some(ticket.clone()),
