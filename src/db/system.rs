@@ -433,11 +433,6 @@ async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     let backend = tx.get_database_backend();
     let digest = || ColumnType::String(StringLen::N(64));
     let time = || datetime_type(backend);
-    // MySQL's BLOB holds 64 KiB; an answer may be longer.
-    let bytes = match backend {
-        DbBackend::MySql => ColumnType::custom("LONGBLOB"),
-        _ => ColumnType::Blob,
-    };
     let table = Table::create()
         .table(IdempotencyKeys::Table)
         .if_not_exists()
@@ -456,7 +451,10 @@ async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
             IdempotencyKeys::Headers,
             ColumnType::Text,
         ))
-        .col(ColumnDef::new_with_type(IdempotencyKeys::Body, bytes))
+        .col(ColumnDef::new_with_type(
+            IdempotencyKeys::Body,
+            ColumnType::Blob,
+        ))
         .col(ColumnDef::new_with_type(IdempotencyKeys::LeaseUntil, time()).not_null())
         .col(ColumnDef::new_with_type(IdempotencyKeys::ExpiresAt, time()).not_null())
         .to_owned();
