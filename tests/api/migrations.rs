@@ -818,3 +818,131 @@ fn portable(description: &Description) -> Vec<String> {
     lines.sort();
     lines
 }
+
+const L1: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title = { type = "string" }
+tags  = { type = "relation", to = "tags", many = true }
+picks = { type = "relation", to = "tags", many = true }
+solo  = { type = "relation", to = "tags", many = true }
+"#;
+
+/// `max_items` lowered (no migration: a write check), `picks` cascading, `solo` one id (no list
+/// holds more than one: safe).
+const L2: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title = { type = "string" }
+tags  = { type = "relation", to = "tags", many = true, max_items = 1 }
+picks = { type = "relation", to = "tags", many = true, on_delete = "cascade" }
+solo  = { type = "relation", to = "tags" }
+"#;
+
+/// `tags` removed, `picks` renamed to `favourites`.
+const L3: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title      = { type = "string" }
+favourites = { type = "relation", to = "tags", many = true, on_delete = "cascade" }
+solo       = { type = "relation", to = "tags" }
+"#;
+
+#[tokio::test]
+async fn list_changes_migrate() {
+    for backend in backends() {
+        let mut server = Server::start(&backend, &open(L1)).await;
+        let mut tags = Vec::new();
+        for name in ["t1", "t2"] {
+            let (status, tag) = server.post("/api/tags", &json!({ "name": name })).await;
+            assert_eq!(status, 201, "{tag}");
+            tags.push(tag["doc"]["id"].clone());
+        }
+        let (t1, t2) = (&tags[0], &tags[1]);
+        let (status, a) = server
+            .post(
+                "/api/posts",
+                &json!({"title": "a", "tags": [t1, t2], "picks": [t1], "solo": [t2]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{a}");
+        let (status, _) = server.post("/api/posts", &json!({"title": "b"})).await;
+        assert_eq!(status, 201);
+        server.stop();
+
+        // L2: applied at start; a lower max_items changes no table and keeps longer lists.
+        set_config(&server, L2);
+        let before = migration_files(server.path()).len();
+        server.spawn(&[]);
+        assert_eq!(migration_files(server.path()).len(), before + 1);
+        let (_, written) = last_migration(server.path());
+        assert!(!written.contains("posts.tags"), "{written}");
+        assert!(!written.contains("name = \"tags\""), "{written}");
+        let docs = posts(&server).await;
+        assert_eq!(docs[0]["tags"], json!([t1, t2]));
+        assert_eq!(column(&docs, "solo"), [t2.clone(), Value::Null]);
+        let id = docs[0]["id"].as_str().unwrap().to_string();
+        let (status, body) = server
+            .patch(&format!("/api/posts/{id}"), &json!({"tags": [t1, t2]}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["details"][0]["code"], "too_many");
+        server.stop();
+
+        // L3: removing a list is refused at start; `migrate new` drops it, edited to rename
+        // `picks` instead of dropping and adding it.
+        set_config(&server, L3);
+        let refusal = serve_refused(&server);
+        for expected in ["drop field posts.tags", "lucent migrate new NAME"] {
+            assert!(refusal.contains(expected), "{expected} in:\n{refusal}");
+        }
+        succeeds(migrate(&server, &["new", "lists"]));
+        let (path, written) = last_migration(server.path());
+        assert!(written.contains("op = \"rename_field\""), "{written}");
+        std::fs::write(
+            &path,
+            "[[operation]]\nop = \"drop_field\"\ncollection = \"posts\"\nfield = \"tags\"\n\n\
+             [[operation]]\nop = \"rename_field\"\ncollection = \"posts\"\nfrom = \"picks\"\nto = \"favourites\"\n",
+        )
+        .unwrap();
+        succeeds(migrate(&server, &["apply"]));
+        let tables = describe(server.path(), server.database_url.as_deref())
+            .await
+            .tables
+            .join("\n");
+        assert!(!tables.contains("_lucent_rel_posts_tags"), "{tables}");
+        assert!(!tables.contains("_lucent_rel_posts_picks"), "{tables}");
+        assert!(
+            tables.contains(
+                "_lucent_rel_posts_favourites trigger _lucent_rel_posts_favourites_cascade"
+            ),
+            "{tables}"
+        );
+        server.spawn(&[]);
+        let docs = posts(&server).await;
+        assert!(docs[0].get("tags").is_none());
+        assert_eq!(docs[0]["favourites"], json!([t1]));
+        // The renamed list still cascades: deleting t1 deletes `a`.
+        let (status, body) = server
+            .delete(&format!("/api/tags/{}", t1.as_str().unwrap()))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let docs = posts(&server).await;
+        assert_eq!(column(&docs, "title"), [json!("b")]);
+        server.stop();
+        let status = succeeds(migrate(&server, &["status"]));
+        assert!(status.contains("pending: 0"), "{status}");
+    }
+}
