@@ -712,4 +712,57 @@ mod tests {
             assert_eq!(got, expected, "{source}");
         }
     }
+
+    /// A to-many relation has no column: naming it in a rule or filter is an error at its name
+    /// (a hidden one reads as unknown in a filter), and it is not a `user` field.
+    #[test]
+    fn lists_cannot_be_compared() {
+        use crate::config::{Source, build_schema};
+        let table: toml::Table = toml::from_str(
+            r#"
+            [tags]
+            [users]
+            auth = true
+            [users.fields]
+            likes = { type = "relation", to = "tags", many = true }
+            [posts.fields]
+            tags = { type = "relation", to = "tags", many = true }
+            kept = { type = "relation", to = "tags", many = true, hidden = true }
+            "#,
+        )
+        .unwrap();
+        let sources = table
+            .into_iter()
+            .map(|(slug, table)| Source {
+                file: "t.toml".into(),
+                prefix: String::new(),
+                slug: Some(slug),
+                table: table.as_table().unwrap().clone(),
+            })
+            .collect();
+        let schema = build_schema(sources).unwrap();
+        let posts = schema.get("posts").unwrap();
+        let list =
+            "`tags` is a list of ids (a to-many relation): rules and filters cannot compare it";
+        let cases: Vec<(crate::rules::Mode, &str, (usize, &str))> = vec![
+            (Predicate, "doc.tags != null", (5, list)),
+            (Predicate, "data.tags == null", (6, list)),
+            (Filter, "tags == 'x'", (1, list)),
+            (Filter, "kept == 'x'", (1, r#"unknown field "kept""#)),
+            (
+                Predicate,
+                "user.likes == null",
+                (6, r#"unknown field "likes""#),
+            ),
+        ];
+        for (mode, source, expected) in cases {
+            let errors =
+                crate::rules::Rule::compile(source, mode, &schema, posts, &|_| true).unwrap_err();
+            let got: Vec<(usize, &str)> = errors
+                .iter()
+                .map(|e| (e.column, e.message.as_str()))
+                .collect();
+            assert_eq!(got, vec![expected], "{source}");
+        }
+    }
 }

@@ -398,8 +398,9 @@ interests = { type = "relation", to = "tags", many = true }
 }
 
 /// Concurrent replacements of one list: each is written whole, so the list ends as exactly one
-/// of them (never a mix), and a target deleted while a document naming it is created gives
-/// either the document without it or a 400, never a dangling id or a 500.
+/// of them (never a mix); a target deleted while a document naming it is created gives either
+/// the document without it or a 400, never a dangling id or a 500; a document deleted while its
+/// list is replaced gives 200 or 404.
 #[tokio::test]
 async fn concurrent_list_writes_never_mix() {
     for backend in backends() {
@@ -448,6 +449,22 @@ async fn concurrent_list_writes_never_mix() {
                 !doc["tags"].as_array().unwrap().contains(&json!(victim)),
                 "{doc}"
             );
+        }
+
+        // A document deleted while its list is replaced: each update is 200 or 404, never a
+        // conflict from the list's foreign key.
+        let doomed = create(&server, "posts", json!({})).await;
+        let path = format!("/api/posts/{doomed}");
+        let updates = (0..8).map(|i| {
+            let (server, path) = (&server, &path);
+            let body = json!({ "tags": [tags[i % 6].clone()] });
+            async move { server.patch(path, &body).await }
+        });
+        let (answers, deleted) =
+            tokio::join!(futures::future::join_all(updates), server.delete(&path));
+        assert_eq!(deleted.0, 200);
+        for (status, body) in answers {
+            assert!([200, 404].contains(&status.as_u16()), "{status}: {body}");
         }
     }
 }
