@@ -10,26 +10,23 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::Value as Json;
 
-use super::{Error, Records, Result};
+use super::{Error, Result};
 use crate::db::Writes;
 use crate::schema::{Collection, Doc, Value, doc_id, join_table};
 
-impl Records {
-    /// Attaches the lists of `collection` to stored documents read through `writes` (so they see
-    /// the latest writes).
-    ///
-    /// # Errors
-    /// The database's.
-    pub(super) async fn attach_lists_via(
-        &self,
-        writes: Writes<'_>,
-        collection: &Collection,
-        docs: &mut [Doc],
-    ) -> std::result::Result<(), DbErr> {
-        match writes {
-            Writes::Shared(db) => attach_lists(db.writer(), collection, None, docs).await,
-            Writes::Within(transaction) => attach_lists(transaction, collection, None, docs).await,
-        }
+/// Attaches the lists of `collection` to stored documents read through `writes` (so they see
+/// the latest writes).
+///
+/// # Errors
+/// The database's.
+pub(super) async fn attach_lists_via(
+    writes: Writes<'_>,
+    collection: &Collection,
+    docs: &mut [Doc],
+) -> std::result::Result<(), DbErr> {
+    match writes {
+        Writes::Shared(db) => attach_lists(db.writer(), collection, None, docs).await,
+        Writes::Within(transaction) => attach_lists(transaction, collection, None, docs).await,
     }
 }
 
