@@ -137,7 +137,10 @@ impl Database {
             // power loss can roll back the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // The cascade trigger of a to-many list (`ddl::cascade_trigger`) runs nested in
+            // itself when a chain of deletes passes the same list twice.
+            .pragma("recursive_triggers", "ON");
         // The database holds every secret Lucent keeps. SQLite creates a missing file under the
         // process's umask (often world-readable) and gives the WAL and shared-memory files the
         // database file's mode, so the file is made here, owner-only, before SQLite opens it.

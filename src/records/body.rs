@@ -235,26 +235,55 @@ impl Records {
         let mut errors = Vec::new();
         for (index, value) in values {
             let field = &collection.fields[*index];
-            if let (FieldKind::Relation { to, .. }, Value::Text(id)) = (&field.kind, value)
-                && !self.exists(writes, to, id).await?
-            {
-                errors.push(FieldError::new(
-                    &field.name,
-                    "invalid_relation",
-                    format!("no {to} document has id \"{id}\""),
-                ));
-            }
+            let FieldKind::Relation { to, .. } = &field.kind else {
+                continue;
+            };
+            let ids = match value {
+                Value::Text(id) => std::slice::from_ref(id),
+                Value::List(ids) => ids.as_slice(),
+                _ => continue,
+            };
+            let missing = self.missing(writes, to, ids).await?;
+            let message = match missing.as_slice() {
+                [] => continue,
+                [id] => format!("no {to} document has id \"{id}\""),
+                ids => format!(
+                    "no {to} documents have ids {}",
+                    ids.iter()
+                        .map(|id| format!("\"{id}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            errors.push(FieldError::new(&field.name, "invalid_relation", message));
         }
         Ok(errors)
     }
 
-    async fn exists(&self, writes: Writes<'_>, slug: &str, id: &str) -> Result<bool> {
+    /// Which of `ids` (in their order) no document of `slug` has: one query.
+    pub(super) async fn missing(
+        &self,
+        writes: Writes<'_>,
+        slug: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut select = Query::select();
         select
-            .expr(Expr::val(1))
+            .column(Alias::new("id"))
             .from(Alias::new(slug))
-            .and_where(Expr::col(Alias::new("id")).eq(id));
-        Ok(writes.query_one(&select).await?.is_some())
+            .and_where(Expr::col(Alias::new("id")).is_in(ids.iter().map(String::as_str)));
+        let mut found = std::collections::HashSet::with_capacity(ids.len());
+        for row in writes.query_all(&select).await? {
+            found.insert(row.try_get_by_index::<String>(0)?);
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !found.contains(*id))
+            .cloned()
+            .collect())
     }
 }
 

@@ -3,12 +3,13 @@
 //! collection's table.
 //!
 //! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (`body` checks what they write), `accounts` holds the account reads and writes the auth flows
-//! need, `params` parses list parameters.
+//! (`body` checks what they write), `lists` reads and writes to-many relations, `accounts` holds
+//! the account reads and writes the auth flows need, `params` parses list parameters.
 
 mod accounts;
 mod body;
 mod error;
+mod lists;
 mod params;
 mod query;
 mod write;
@@ -36,7 +37,7 @@ pub use crate::schema::Doc;
 /// What is prepared once per collection at startup rather than per request.
 #[derive(Debug)]
 struct Plan {
-    /// Every column, hidden ones too (predicates may read them).
+    /// Every column, hidden ones too (predicates may read them); to-many relations have none.
     all_columns: Vec<Column>,
     /// `SELECT <all columns> FROM <table>`, to which a `WHERE id = ?` is added.
     select_all: SelectStatement,
@@ -68,7 +69,11 @@ impl Records {
             .iter()
             .map(|collection| {
                 let all_columns: Vec<Column> = std::iter::once(Column::Id)
-                    .chain((0..collection.fields.len()).map(Column::Field))
+                    .chain(
+                        (0..collection.fields.len())
+                            .filter(|&i| collection.fields[i].has_column())
+                            .map(Column::Field),
+                    )
                     .chain([Column::CreatedAt, Column::UpdatedAt])
                     .collect();
                 let mut select_all = Query::select();
@@ -205,7 +210,8 @@ impl Records {
             .ok_or(Error::NotFound)
     }
 
-    /// Loads a whole stored row (hidden fields too) by id, if it also matches `condition`.
+    /// Loads a whole stored document (hidden fields and lists too) by id, if it also matches
+    /// `condition`.
     async fn load(
         &self,
         collection: &Collection,
@@ -219,13 +225,36 @@ impl Records {
         if let Some(condition) = condition {
             select.cond_where(condition);
         }
-        let row: Option<QueryResult> = match via {
-            Some(writes) => writes.query_one(&select).await?,
-            None => self.db.read(async |c| c.query_one(&select).await).await?,
+        let backend = self.db.backend();
+        let decode = |row: QueryResult| decode_row(&row, collection, &plan.all_columns, backend);
+        let doc = match via {
+            Some(writes) => {
+                let Some(row) = writes.query_one(&select).await? else {
+                    return Ok(None);
+                };
+                let mut docs = [decode(row)?];
+                lists::attach_lists_via(writes, collection, &mut docs).await?;
+                let [doc] = docs;
+                doc
+            }
+            None => {
+                let doc = self
+                    .db
+                    .read(async |c| {
+                        let Some(row) = c.query_one(&select).await? else {
+                            return Ok(None);
+                        };
+                        let mut docs = [decode(row)?];
+                        lists::attach_lists(c, collection, None, &mut docs).await?;
+                        let [doc] = docs;
+                        Ok(Some(doc))
+                    })
+                    .await?;
+                let Some(doc) = doc else { return Ok(None) };
+                doc
+            }
         };
-        Ok(row
-            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
-            .transpose()?)
+        Ok(Some(doc))
     }
 }
 

@@ -1,9 +1,10 @@
 //! Lists: the read rule and the `filter` made into one SQL condition, sorted, paged and counted,
-//! so invisible rows are neither listed nor counted.
+//! so invisible rows are neither listed nor counted; the page's to-many lists loaded with it.
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query};
 
+use super::lists::attach_lists;
 use super::{Error, ListParams, ListQuery, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
@@ -91,10 +92,21 @@ impl Records {
             return Ok(page);
         }
 
-        let columns = match &query.select {
+        let shown = match &query.select {
             Some(columns) => columns.clone(),
             None => visible_columns(collection, &nameable, policy),
         };
+        // Lists have no column: loaded for the whole page after it, one query per list.
+        let is_list =
+            |column: &Column| matches!(column, Column::Field(i) if collection.fields[*i].is_list());
+        let lists: Vec<usize> = shown
+            .iter()
+            .filter_map(|column| match column {
+                Column::Field(i) if is_list(column) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let columns: Vec<Column> = shown.into_iter().filter(|c| !is_list(c)).collect();
         let table = Alias::new(&collection.slug);
         let mut select = Query::select();
         select.from(table.clone()).cond_where(condition.clone());
@@ -134,21 +146,28 @@ impl Records {
 
         // Page and count run one after the other on one connection: a list never holds more
         // than one reader, so no few slow lists can take every reader.
-        let (rows, total) = self
+        let (docs, total) = self
             .db
-            .read(async |c| Ok((c.query_all(&select).await?, c.query_one(&count).await?)))
+            .read(async |c| {
+                let rows = c.query_all(&select).await?;
+                let mut docs = rows
+                    .iter()
+                    .map(|row| decode_row(row, collection, &columns, backend))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                if !lists.is_empty() {
+                    attach_lists(c, collection, Some(&lists), &mut docs).await?;
+                }
+                Ok((docs, c.query_one(&count).await?))
+            })
             .await?;
         let total_docs = match total {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
         };
-        let docs = rows
-            .iter()
-            .map(|row| {
-                decode_row(row, collection, &columns, backend)
-                    .map(|doc| self.shown(collection, policy, &caller, doc))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let docs = docs
+            .into_iter()
+            .map(|doc| self.shown(collection, policy, &caller, doc))
+            .collect();
         let total_pages = total_docs.div_ceil(query.limit);
         Ok(Page {
             docs,

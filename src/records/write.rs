@@ -6,6 +6,7 @@ use sea_orm::{DbErr, SqlErr};
 use serde_json::Value as Json;
 
 use super::body::{Mode, object};
+use super::lists::list_statements;
 use super::{Doc, Error, Records, Result};
 use crate::access::Caller;
 use crate::auth::Principal;
@@ -72,8 +73,10 @@ impl Records {
         let mut row: Vec<SimpleExpr> = vec![id.clone().into()];
         for (index, value) in &values {
             let field = &collection.fields[*index];
-            columns.push(Alias::new(&field.name));
-            row.push(Expr::val(to_sql_value(&field.kind, value, backend)));
+            if field.has_column() {
+                columns.push(Alias::new(&field.name));
+                row.push(Expr::val(to_sql_value(&field.kind, value, backend)));
+            }
         }
         columns.push(Alias::new("createdAt"));
         columns.push(Alias::new("updatedAt"));
@@ -83,7 +86,8 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let statements = vec![writes.build(&insert)];
+        let mut statements = vec![writes.build(&insert)];
+        statements.extend(list_statements(writes, collection, &id, &values, false)?);
         if let Err(error) = writes.execute(statements).await {
             return Err(self.explain(writes, collection, &values, error).await);
         }
@@ -160,7 +164,10 @@ impl Records {
 
         let mut update = Query::update();
         update.table(Alias::new(&collection.slug));
-        for (index, value) in &values {
+        for (index, value) in values
+            .iter()
+            .filter(|(i, _)| collection.fields[*i].has_column())
+        {
             let field = &collection.fields[*index];
             update.value(
                 Alias::new(&field.name),
@@ -170,7 +177,9 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
+        // The update comes first: its count says whether the document still exists.
         let mut statements = vec![writes.build(&update)];
+        statements.extend(list_statements(writes, collection, id, &values, true)?);
         if credentials_changed {
             let keep = principal
                 .user()
@@ -180,7 +189,19 @@ impl Records {
         }
         let affected = match writes.execute(statements).await {
             Ok(affected) => affected[0],
-            Err(error) => return Err(self.explain(writes, collection, &values, error).await),
+            Err(error) => {
+                let explained = self.explain(writes, collection, &values, error).await;
+                // Deleted meanwhile, a document's new list fails its foreign key: still a 404.
+                if matches!(explained, Error::Conflict(_))
+                    && !self
+                        .missing(writes, &collection.slug, &[id.to_string()])
+                        .await?
+                        .is_empty()
+                {
+                    return Err(Error::NotFound);
+                }
+                return Err(explained);
+            }
         };
         if affected == 0 {
             return Err(Error::NotFound); // deleted meanwhile

@@ -54,7 +54,8 @@ fn user_fields(schema: &Schema) -> BTreeMap<String, Ty> {
         .iter()
         .filter(|c| c.auth.is_some())
         .flat_map(|c| &c.fields);
-    for field in declared.filter(|f| !f.hidden) {
+    // A list is not part of the signed-in account (it lives in a join table).
+    for field in declared.filter(|f| !f.hidden && f.has_column()) {
         let ty = Ty::of(&field.kind);
         fields
             .entry(field.name.clone())
@@ -312,6 +313,9 @@ impl Checker<'_> {
 
     fn doc_field(&mut self, segment: &Segment) -> Option<(Node, Ty)> {
         let name = segment.name.as_str();
+        if let Some(error) = self.list_field(segment) {
+            return error;
+        }
         let ty = match name {
             "id" => Some(Ty::Str),
             "createdAt" | "updatedAt" => Some(Ty::Time),
@@ -340,6 +344,9 @@ impl Checker<'_> {
 
     fn data_field(&mut self, segment: &Segment) -> Option<(Node, Ty)> {
         let name = segment.name.as_str();
+        if let Some(error) = self.list_field(segment) {
+            return error;
+        }
         match self
             .names
             .collection
@@ -350,6 +357,22 @@ impl Checker<'_> {
             Some(ty) => Some((Node::Data(name.to_string(), ty.clone()), ty)),
             None => self.fail(segment.column, format!("unknown field {name:?}")),
         }
+    }
+
+    /// A to-many relation has no column to compare: naming one is an error (`Some(None)`). An
+    /// unreadable one reads as unknown, like any field the caller may not name.
+    fn list_field(&mut self, segment: &Segment) -> Option<Option<(Node, Ty)>> {
+        let name = segment.name.as_str();
+        let field = self.names.collection.field(name)?;
+        let visible =
+            self.names.mode == Mode::Predicate || (!field.hidden && (self.names.readable)(name));
+        if !field.is_list() || !visible {
+            return None;
+        }
+        Some(self.fail(
+            segment.column,
+            format!("`{name}` is a list of ids (a to-many relation): rules and filters cannot compare it"),
+        ))
     }
 
     /// A field the schema lacks only because the configuration has errors elsewhere (see
@@ -687,6 +710,59 @@ mod tests {
                 .map(|e| (e.column, e.message.as_str()))
                 .collect();
             assert_eq!(got, expected, "{source}");
+        }
+    }
+
+    /// A to-many relation has no column: naming it in a rule or filter is an error at its name
+    /// (a hidden one reads as unknown in a filter), and it is not a `user` field.
+    #[test]
+    fn lists_cannot_be_compared() {
+        use crate::config::{Source, build_schema};
+        let table: toml::Table = toml::from_str(
+            r#"
+            [tags]
+            [users]
+            auth = true
+            [users.fields]
+            likes = { type = "relation", to = "tags", many = true }
+            [posts.fields]
+            tags = { type = "relation", to = "tags", many = true }
+            kept = { type = "relation", to = "tags", many = true, hidden = true }
+            "#,
+        )
+        .unwrap();
+        let sources = table
+            .into_iter()
+            .map(|(slug, table)| Source {
+                file: "t.toml".into(),
+                prefix: String::new(),
+                slug: Some(slug),
+                table: table.as_table().unwrap().clone(),
+            })
+            .collect();
+        let schema = build_schema(sources).unwrap();
+        let posts = schema.get("posts").unwrap();
+        let list =
+            "`tags` is a list of ids (a to-many relation): rules and filters cannot compare it";
+        let cases: Vec<(crate::rules::Mode, &str, (usize, &str))> = vec![
+            (Predicate, "doc.tags != null", (5, list)),
+            (Predicate, "data.tags == null", (6, list)),
+            (Filter, "tags == 'x'", (1, list)),
+            (Filter, "kept == 'x'", (1, r#"unknown field "kept""#)),
+            (
+                Predicate,
+                "user.likes == null",
+                (6, r#"unknown field "likes""#),
+            ),
+        ];
+        for (mode, source, expected) in cases {
+            let errors =
+                crate::rules::Rule::compile(source, mode, &schema, posts, &|_| true).unwrap_err();
+            let got: Vec<(usize, &str)> = errors
+                .iter()
+                .map(|e| (e.column, e.message.as_str()))
+                .collect();
+            assert_eq!(got, vec![expected], "{source}");
         }
     }
 }

@@ -57,6 +57,7 @@ pub fn schema() -> Schema {
                 FieldKind::Relation {
                     to: "users".into(),
                     on_delete: OnDelete::SetNull,
+                    many: None,
                 },
             ),
             hidden(Field::new("secret", FieldKind::String)),

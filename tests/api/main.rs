@@ -20,6 +20,7 @@ mod lists;
 mod migrations;
 mod openapi;
 mod operations;
+mod relations;
 mod scenario;
 mod serving;
 mod static_site;

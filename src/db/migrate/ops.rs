@@ -129,10 +129,18 @@ impl Operation {
                 schema.collections.retain(|c| &c.name != collection);
             }
             Operation::AddField {
-                collection, field, ..
+                collection,
+                field,
+                fill,
             } => {
                 let target = schema.collection_mut(collection)?;
                 check_new_field(target, field)?;
+                if field.many && fill.is_some() {
+                    return Err(format!(
+                        "`fill` does not apply to a to-many relation (`{}`)",
+                        field.name
+                    ));
+                }
                 target.fields.push(field.clone());
             }
             Operation::DropField { collection, field } => {
@@ -153,11 +161,19 @@ impl Operation {
                 }
             }
             Operation::AlterField {
-                collection, field, ..
+                collection,
+                field,
+                fill,
             } => {
                 let target = schema.collection_mut(collection)?;
                 existing(target, &field.name)?;
                 check_relation(field)?;
+                if field.many && fill.is_some() {
+                    return Err(format!(
+                        "`fill` does not apply to a to-many relation (`{}`)",
+                        field.name
+                    ));
+                }
                 if let Some(slot) = target.fields.iter_mut().find(|f| f.name == field.name) {
                     *slot = field.clone();
                 }
@@ -204,6 +220,22 @@ fn check_slug(slug: &str) -> Result<(), String> {
 }
 
 fn check_relation(field: &FieldDef) -> Result<(), String> {
+    if field.many {
+        if field.kind != Kind::Relation {
+            return Err(format!(
+                "`many` applies only to relation fields (`{}`)",
+                field.name
+            ));
+        }
+        // A list has no column: these would be recorded but mean nothing (`required` is
+        // checked on writes, from the config).
+        if field.required || field.unique || field.index || field.case_insensitive {
+            return Err(format!(
+                "a to-many relation takes no `required`, `unique`, `index` or `case_insensitive` (`{}`)",
+                field.name
+            ));
+        }
+    }
     match (field.kind, &field.to) {
         (Kind::Relation, None) => Err(format!(
             "relation field `{}` needs `to = \"<collection>\"`",
@@ -338,6 +370,7 @@ mod tests {
             kind,
             to: None,
             on_delete: OnDeleteDef::SetNull,
+            many: false,
             required: false,
             unique: false,
             index: false,
@@ -390,5 +423,74 @@ mod tests {
         ] {
             assert!(toml::from_str::<FileBody>(text).is_err(), "{text}");
         }
+    }
+
+    /// A list in a file is a relation without column constraints and without `fill`.
+    #[test]
+    fn lists_are_checked_when_applied() {
+        let list = FieldDef {
+            to: Some("tags".into()),
+            many: true,
+            ..field("tags", Kind::Relation)
+        };
+        let mut schema = Snapshot::default();
+        Operation::CreateCollection {
+            collection: "posts".into(),
+            fields: vec![],
+        }
+        .apply_to(&mut schema)
+        .unwrap();
+        let add = |field: FieldDef, fill: Option<serde_json::Value>| Operation::AddField {
+            collection: "posts".into(),
+            field,
+            fill,
+        };
+        let refused = [
+            (
+                add(
+                    FieldDef {
+                        many: true,
+                        ..field("n", Kind::String)
+                    },
+                    None,
+                ),
+                "`many` applies only to relation fields",
+            ),
+            (
+                add(
+                    FieldDef {
+                        unique: true,
+                        ..list.clone()
+                    },
+                    None,
+                ),
+                "a to-many relation takes no",
+            ),
+            (
+                add(
+                    FieldDef {
+                        required: true,
+                        ..list.clone()
+                    },
+                    None,
+                ),
+                "a to-many relation takes no",
+            ),
+            (
+                add(list.clone(), Some(serde_json::json!(["x"]))),
+                "`fill` does not apply",
+            ),
+        ];
+        for (operation, expected) in refused {
+            let error = operation.apply_to(&mut schema.clone()).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+        add(list.clone(), None).apply_to(&mut schema).unwrap();
+        let alter = Operation::AlterField {
+            collection: "posts".into(),
+            field: list,
+            fill: Some(serde_json::json!("x")),
+        };
+        assert!(alter.apply_to(&mut schema).unwrap_err().contains("`fill`"));
     }
 }
