@@ -193,6 +193,15 @@ fn verify_now(password: &str, stored: &str) -> bool {
     })
 }
 
+/// Whether `stored` is a password hash Lucent can verify a password against: an argon2 PHC string
+/// (`$argon2id$v=19$m=...$salt$hash`), as accounts hold them and exports carry them. A plain
+/// password is not one.
+pub fn is_hash(stored: &str) -> bool {
+    PasswordHash::new(stored).is_ok_and(|hash| {
+        hash.hash.is_some() && argon2::Algorithm::new(hash.algorithm.as_str()).is_ok()
+    })
+}
+
 /// Every rule of `policy` that `password` breaks, as details on the `password` field.
 pub fn check_policy(policy: &PasswordPolicy, password: &str, field: &str) -> Vec<FieldError> {
     let mut errors = Vec::new();
@@ -361,5 +370,18 @@ mod tests {
             params(&passwords.hash("x".into()).await.unwrap())
         );
         assert!(PasswordHash::new(DUMMY_HASH).is_ok());
+    }
+
+    #[test]
+    fn hashes_are_told_from_passwords() {
+        assert!(is_hash(DUMMY_HASH));
+        for not_a_hash in [
+            "",
+            "correct horse battery staple",
+            "$argon2id$v=19$m=19456,t=2,p=1$zrYJvi0ytXrq9jkpgO1S2A",
+            "$bcrypt$v=19$m=19456,t=2,p=1$zrYJvi0ytXrq9jkpgO1S2A$n6eMQBq+t0WVgrUtOqo5C/nuaVsNrVtXL8z5VLfSfQo",
+        ] {
+            assert!(!is_hash(not_a_hash), "{not_a_hash}");
+        }
     }
 }

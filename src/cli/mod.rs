@@ -1,8 +1,13 @@
 //! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `openapi`, `schema`, `types`,
-//! `init`. Each command returns an exit code; `main` only parses arguments and exits.
+//! `init`, `export`, `import`. Each command returns an exit code; `main` only parses arguments and
+//! exits.
 
+mod export;
+mod import;
 mod init;
 mod migrate;
+mod ndjson;
+mod progress;
 mod schema;
 mod types;
 mod user;
@@ -83,6 +88,30 @@ pub enum Command {
         #[arg(long, default_value = "lucent.toml")]
         config: PathBuf,
     },
+    /// Write every document (hidden fields and password hashes included) as NDJSON: a backup.
+    Export {
+        /// Only this collection.
+        #[arg(long)]
+        collection: Option<String>,
+        /// Write to this file (created readable by its owner only) instead of stdout.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
+    /// Read an export (NDJSON) into the database, in batches; report every rejected line.
+    Import {
+        /// The export file; `-` reads stdin.
+        file: PathBuf,
+        /// Check and write everything, then roll it all back.
+        #[arg(long)]
+        dry_run: bool,
+        /// Lines per transaction.
+        #[arg(long, default_value_t = import::BATCH, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+        batch_size: u64,
+        #[arg(long, default_value = "lucent.toml")]
+        config: PathBuf,
+    },
 }
 
 /// Runs a parsed command.
@@ -113,6 +142,17 @@ pub async fn run(cli: Cli) -> ExitCode {
             Some(config) => types::run(&config, lang, out),
             None => ExitCode::FAILURE,
         },
+        Command::Export {
+            collection,
+            out,
+            config,
+        } => export::run(&config, collection, out).await,
+        Command::Import {
+            file,
+            dry_run,
+            batch_size,
+            config,
+        } => import::run(&config, &file, dry_run, batch_size).await,
     }
 }
 

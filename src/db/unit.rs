@@ -4,8 +4,8 @@
 //! of one operation are always written all together or not at all.
 
 use sea_orm::{
-    ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, QueryResult, Statement,
-    StatementBuilder, TransactionTrait,
+    AccessMode, ConnectionTrait, DatabaseTransaction, DbBackend, DbErr, IsolationLevel,
+    QueryResult, Statement, StatementBuilder, TransactionTrait,
 };
 
 use super::Database;
@@ -143,5 +143,26 @@ impl Database {
     /// When no writer connection can be had.
     pub async fn begin(&self) -> Result<DatabaseTransaction, DbErr> {
         self.write.begin().await
+    }
+
+    /// Opens a read-only transaction that sees the database as it was when it began, for reads
+    /// spread over many statements that must agree with each other (an export):
+    /// `REPEATABLE READ READ ONLY` on PostgreSQL; on SQLite a deferred transaction on the writer
+    /// connection, whose first read fixes its view of the WAL (other processes' writes go on).
+    ///
+    /// # Errors
+    /// When no connection can be had.
+    pub async fn snapshot(&self) -> Result<DatabaseTransaction, DbErr> {
+        match self.backend {
+            DbBackend::Postgres => {
+                self.write
+                    .begin_with_config(
+                        Some(IsolationLevel::RepeatableRead),
+                        Some(AccessMode::ReadOnly),
+                    )
+                    .await
+            }
+            _ => self.write.begin().await,
+        }
     }
 }

@@ -4,11 +4,14 @@
 //!
 //! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
 //! (`body` checks what they write), `lists` reads and writes to-many relations, `accounts` holds
-//! the account reads and writes the auth flows need, `params` parses list parameters.
+//! the account reads and writes the auth flows need, `params` parses list parameters; `export`
+//! reads whole collections out and `import` writes them back in (`lucent export` / `import`).
 
 mod accounts;
 mod body;
 mod error;
+mod export;
+mod import;
 mod lists;
 mod params;
 mod query;
@@ -21,6 +24,8 @@ use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
 pub use error::{Error, Result};
+pub use export::{EXPORT_PAGE, Snapshot, dependency_order};
+pub use import::{Entry, Importer, Rejection};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
 

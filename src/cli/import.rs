@@ -1,0 +1,236 @@
+//! `lucent import`: an export file (or stdin) read line by line and written in batches, one
+//! transaction each. The stages: `ndjson::Lines` (the line reader), `ndjson::parse` (a line),
+//! `Records::check_import` (the validator), `Importer` (the writer). Every rejected line is
+//! reported with its number and why; the others are imported; the exit status says whether any
+//! was rejected.
+
+use std::fs::File;
+use std::io::{self, BufRead, BufReader, Read};
+use std::path::Path;
+use std::process::ExitCode;
+
+use indicatif::ProgressBar;
+
+use super::ndjson::{self, Line, Lines};
+use super::progress;
+use crate::app::Lucent;
+use crate::records::{Entry, Importer, Records, Rejection};
+
+/// Lines per transaction, unless `--batch-size` says otherwise.
+pub const BATCH: u64 = 500;
+
+/// What one import did.
+#[derive(Debug, Default)]
+struct Tally {
+    /// Document lines read.
+    documents: u64,
+    rejected: u64,
+    /// Whether the header, and the end line (with its count), were read.
+    header: bool,
+    end: Option<u64>,
+}
+
+pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitCode {
+    let Some(mut config) = super::load(config) else {
+        return ExitCode::FAILURE;
+    };
+    // A dry run holds one transaction for the whole file.
+    config.database.statement_timeout = None;
+    // A document the API took fits in a body; its line adds the system fields, lists and
+    // escapes. Anything much longer is not an export's.
+    let max_line = config.server.body_limit.saturating_mul(4) + (1 << 20);
+    let (input, length): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
+        (Box::new(io::stdin().lock()), None)
+    } else {
+        match File::open(file) {
+            Ok(opened) => {
+                let length = opened.metadata().ok().map(|m| m.len());
+                (Box::new(opened), length)
+            }
+            Err(e) => {
+                eprintln!("lucent: cannot read {}: {e}", file.display());
+                return ExitCode::FAILURE;
+            }
+        }
+    };
+    let lucent = match Lucent::from_config(config).await {
+        Ok(lucent) => lucent,
+        Err(e) => {
+            eprintln!("lucent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bar = progress::bar(
+        length,
+        match length {
+            Some(_) => "{spinner} importing [{bar:30}] {bytes}/{total_bytes} {msg}",
+            None => "{spinner} importing {bytes} {msg}",
+        },
+    );
+    let reader = BufReader::with_capacity(1 << 20, bar.wrap_read(input));
+    let mut tally = Tally::default();
+    let result = import(
+        &lucent.records,
+        Lines::new(reader, max_line),
+        dry_run,
+        usize::try_from(batch.max(1)).unwrap_or(usize::MAX),
+        &bar,
+        &mut tally,
+    )
+    .await;
+    bar.finish_and_clear();
+    lucent.database().clone().close().await;
+    let written = match result {
+        Ok(written) => written,
+        Err(e) => {
+            eprintln!("lucent: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut complete = true;
+    match tally.end {
+        Some(documents) if documents != tally.documents => {
+            complete = false;
+            eprintln!(
+                "lucent: the file's end line counts {documents} documents, but {} document lines were read",
+                tally.documents
+            );
+        }
+        None if tally.header => {
+            complete = false;
+            eprintln!(
+                "lucent: the file has no end line: it was cut short (or is not a whole export)"
+            );
+        }
+        Some(_) | None => {}
+    }
+    let total: u64 = written.iter().map(|(_, n)| n).sum();
+    let each: Vec<String> = written
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(slug, n)| format!("{slug} {n}"))
+        .collect();
+    let each = match each.is_empty() {
+        true => String::new(),
+        false => format!(" ({})", each.join(", ")),
+    };
+    let rejected = match tally.rejected {
+        0 => String::new(),
+        n => format!("; {n} lines rejected"),
+    };
+    if dry_run {
+        println!(
+            "dry run: {total} documents would be imported{each}{rejected}; nothing was written"
+        );
+    } else {
+        println!("imported {total} documents{each}{rejected}");
+    }
+    if tally.rejected > 0 || !complete {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// Why an import stopped before the end of its input.
+#[derive(Debug, thiserror::Error)]
+enum ImportError {
+    #[error("{0}")]
+    Records(#[from] crate::records::Error),
+    #[error("cannot read the input: {0}")]
+    Read(#[from] io::Error),
+    #[error(
+        "line {0}: the file is format {1}, written by a later Lucent; this one reads format {format}",
+        format = ndjson::FORMAT
+    )]
+    Format(u64, u64),
+}
+
+/// Reads every line, writing the documents a batch at a time; the documents written per
+/// collection.
+async fn import<R: BufRead>(
+    records: &Records,
+    mut lines: Lines<R>,
+    dry_run: bool,
+    batch: usize,
+    bar: &ProgressBar,
+    tally: &mut Tally,
+) -> Result<Vec<(String, u64)>, ImportError> {
+    let mut importer = records.importer(dry_run).await?;
+    let mut entries: Vec<Entry> = Vec::with_capacity(batch);
+    let mut first = true;
+    let mut reject = |tally: &mut Tally, rejection: Rejection| {
+        tally.rejected += 1;
+        bar.suspend(|| eprintln!("{rejection}"));
+    };
+    while let Some((number, line)) = lines.next_line()? {
+        let line = match line {
+            Ok(line) => line,
+            Err(ndjson::TooLong) => {
+                reject(tally, Rejection::line(number, "the line is too long"));
+                continue;
+            }
+        };
+        if line.iter().all(u8::is_ascii_whitespace) {
+            continue;
+        }
+        let is_first = std::mem::take(&mut first);
+        if tally.end.is_some() {
+            reject(tally, Rejection::line(number, "a line after the end line"));
+            continue;
+        }
+        match ndjson::parse(&line) {
+            Err(reason) => reject(tally, Rejection::line(number, reason)),
+            Ok(Line::Header { format }) if is_first => {
+                if format > ndjson::FORMAT {
+                    return Err(ImportError::Format(number, format));
+                }
+                tally.header = true;
+            }
+            Ok(Line::Header { .. }) => reject(
+                tally,
+                Rejection::line(number, "a header line may only come first"),
+            ),
+            Ok(Line::End { documents }) => tally.end = Some(documents),
+            Ok(Line::Document { collection, doc }) => {
+                tally.documents += 1;
+                match records.check_import(number, &collection, &doc) {
+                    Ok(entry) => entries.push(entry),
+                    Err(rejection) => reject(tally, rejection),
+                }
+            }
+        }
+        if entries.len() >= batch {
+            write(&mut importer, &mut entries, bar, tally, &mut reject).await?;
+        }
+    }
+    write(&mut importer, &mut entries, bar, tally, &mut reject).await?;
+    let written: Vec<(String, u64)> = importer
+        .written()
+        .into_iter()
+        .map(|(slug, n)| (slug.to_string(), n))
+        .collect();
+    for rejection in importer.finish().await? {
+        reject(tally, rejection);
+    }
+    Ok(written)
+}
+
+/// Writes the entries read so far as one batch.
+async fn write(
+    importer: &mut Importer<'_>,
+    entries: &mut Vec<Entry>,
+    bar: &ProgressBar,
+    tally: &mut Tally,
+    reject: &mut impl FnMut(&mut Tally, Rejection),
+) -> Result<(), ImportError> {
+    if entries.is_empty() {
+        return Ok(());
+    }
+    for rejection in importer.write(std::mem::take(entries)).await? {
+        reject(tally, rejection);
+    }
+    let written: u64 = importer.written().iter().map(|(_, n)| n).sum();
+    bar.set_message(format!("{written} documents, {} rejected", tally.rejected));
+    Ok(())
+}
