@@ -118,10 +118,13 @@ async fn export<'a>(
     Ok(counts)
 }
 
-/// Where the lines go: stdout, or a file written under a temporary name beside the final one
-/// ([`partial`]).
+/// Where the lines go.
 enum Output {
-    Stdout(BufWriter<io::StdoutLock<'static>>),
+    /// Stdout, or an `--out` that is not a regular file (a pipe, a device, a symlink): written
+    /// straight through, its mode left alone.
+    Stream(BufWriter<Box<dyn Write>>),
+    /// A regular file, or a new one: written under a temporary name beside it ([`partial`],
+    /// owner-only), which takes its name once complete.
     File {
         writer: BufWriter<File>,
         path: PathBuf,
@@ -130,19 +133,27 @@ enum Output {
 
 impl Output {
     fn open(out: Option<&Path>) -> io::Result<Self> {
-        Ok(match out {
-            None => Output::Stdout(BufWriter::new(io::stdout().lock())),
-            Some(path) => Output::File {
+        let Some(path) = out else {
+            return Ok(Output::Stream(BufWriter::new(Box::new(
+                io::stdout().lock(),
+            ))));
+        };
+        match std::fs::symlink_metadata(path) {
+            Ok(metadata) if !metadata.is_file() => {
+                let stream = OpenOptions::new().write(true).open(path)?;
+                Ok(Output::Stream(BufWriter::new(Box::new(stream))))
+            }
+            Ok(_) | Err(_) => Ok(Output::File {
                 writer: BufWriter::with_capacity(1 << 20, private_file(&partial(path))?),
                 path: path.to_path_buf(),
-            },
-        })
+            }),
+        }
     }
 
     /// Flushes everything; a file is synced to disk, then takes its name.
     fn finish(self) -> io::Result<()> {
         match self {
-            Output::Stdout(mut writer) => writer.flush(),
+            Output::Stream(mut writer) => writer.flush(),
             Output::File { writer, path } => {
                 writer
                     .into_inner()
@@ -157,14 +168,14 @@ impl Output {
 impl Write for Output {
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         match self {
-            Output::Stdout(writer) => writer.write(buf),
+            Output::Stream(writer) => writer.write(buf),
             Output::File { writer, .. } => writer.write(buf),
         }
     }
 
     fn flush(&mut self) -> io::Result<()> {
         match self {
-            Output::Stdout(writer) => writer.flush(),
+            Output::Stream(writer) => writer.flush(),
             Output::File { writer, .. } => writer.flush(),
         }
     }
@@ -177,15 +188,16 @@ fn partial(path: &Path) -> PathBuf {
     PathBuf::from(partial)
 }
 
-/// Creates (or empties) a file readable and writable by its owner only.
+/// Creates a new file readable and writable by its owner only, in place of any file of that
+/// name (never through a symlink).
 fn private_file(path: &Path) -> io::Result<File> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        Ok(()) | Err(_) => {}
+    }
     let mut options = OpenOptions::new();
-    options.write(true).create(true).truncate(true);
+    options.write(true).create_new(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
-    // A file that existed keeps its mode through `open`: set it.
-    #[cfg(unix)]
-    std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600))?;
-    Ok(file)
+    options.open(path)
 }

@@ -5,7 +5,7 @@
 //! was rejected.
 
 use std::fs::File;
-use std::io::{self, BufRead, BufReader, Read};
+use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -25,9 +25,29 @@ struct Tally {
     /// Document lines read.
     documents: u64,
     rejected: u64,
+    /// Rejections not printed yet: a batch's are printed together, in line order.
+    unreported: Vec<Rejection>,
     /// Whether the header, and the end line (with its count), were read.
     header: bool,
     end: Option<u64>,
+}
+
+impl Tally {
+    fn reject(&mut self, rejection: Rejection) {
+        self.rejected += 1;
+        self.unreported.push(rejection);
+    }
+
+    /// Prints the rejections gathered since the last report on stderr, in line order.
+    fn report(&mut self, bar: &ProgressBar) {
+        self.unreported.sort_by_key(|r| r.line);
+        bar.suspend(|| {
+            let mut stderr = io::stderr().lock();
+            for rejection in self.unreported.drain(..) {
+                let _ = writeln!(stderr, "{rejection}");
+            }
+        });
+    }
 }
 
 pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitCode {
@@ -159,15 +179,11 @@ async fn import<R: BufRead>(
     let mut importer = records.importer(dry_run).await?;
     let mut entries: Vec<Entry> = Vec::with_capacity(batch);
     let mut first = true;
-    let mut reject = |tally: &mut Tally, rejection: Rejection| {
-        tally.rejected += 1;
-        bar.suspend(|| eprintln!("{rejection}"));
-    };
     while let Some((number, line)) = lines.next_line()? {
         let line = match line {
             Ok(line) => line,
             Err(ndjson::TooLong) => {
-                reject(tally, Rejection::line(number, "the line is too long"));
+                tally.reject(Rejection::line(number, "the line is too long"));
                 continue;
             }
         };
@@ -176,60 +192,62 @@ async fn import<R: BufRead>(
         }
         let is_first = std::mem::take(&mut first);
         if tally.end.is_some() {
-            reject(tally, Rejection::line(number, "a line after the end line"));
+            tally.reject(Rejection::line(number, "a line after the end line"));
             continue;
         }
         match ndjson::parse(&line) {
-            Err(reason) => reject(tally, Rejection::line(number, reason)),
+            Err(reason) => tally.reject(Rejection::line(number, reason)),
             Ok(Line::Header { format }) if is_first => {
                 if format > ndjson::FORMAT {
                     return Err(ImportError::Format(number, format));
                 }
                 tally.header = true;
             }
-            Ok(Line::Header { .. }) => reject(
-                tally,
-                Rejection::line(number, "a header line may only come first"),
-            ),
+            Ok(Line::Header { .. }) => {
+                tally.reject(Rejection::line(number, "a header line may only come first"))
+            }
             Ok(Line::End { documents }) => tally.end = Some(documents),
             Ok(Line::Document { collection, doc }) => {
                 tally.documents += 1;
                 match records.check_import(number, &collection, &doc) {
                     Ok(entry) => entries.push(entry),
-                    Err(rejection) => reject(tally, rejection),
+                    Err(rejection) => tally.reject(rejection),
                 }
             }
         }
         if entries.len() >= batch {
-            write(&mut importer, &mut entries, bar, tally, &mut reject).await?;
+            write(&mut importer, &mut entries, bar, tally).await?;
+        } else if tally.unreported.len() >= batch {
+            tally.report(bar);
         }
     }
-    write(&mut importer, &mut entries, bar, tally, &mut reject).await?;
+    write(&mut importer, &mut entries, bar, tally).await?;
     let written: Vec<(String, u64)> = importer
         .written()
         .into_iter()
         .map(|(slug, n)| (slug.to_string(), n))
         .collect();
     for rejection in importer.finish().await? {
-        reject(tally, rejection);
+        tally.reject(rejection);
     }
+    tally.report(bar);
     Ok(written)
 }
 
-/// Writes the entries read so far as one batch.
+/// Writes the entries read so far as one batch, then reports the lines rejected since the last
+/// batch.
 async fn write(
     importer: &mut Importer<'_>,
     entries: &mut Vec<Entry>,
     bar: &ProgressBar,
     tally: &mut Tally,
-    reject: &mut impl FnMut(&mut Tally, Rejection),
 ) -> Result<(), ImportError> {
-    if entries.is_empty() {
-        return Ok(());
+    if !entries.is_empty() {
+        for rejection in importer.write(std::mem::take(entries)).await? {
+            tally.reject(rejection);
+        }
     }
-    for rejection in importer.write(std::mem::take(entries)).await? {
-        reject(tally, rejection);
-    }
+    tally.report(bar);
     let written: u64 = importer.written().iter().map(|(_, n)| n).sum();
     bar.set_message(format!("{written} documents, {} rejected", tally.rejected));
     Ok(())

@@ -83,7 +83,14 @@ pub enum Line {
 /// # Errors
 /// Why the line is not one of an export file.
 pub fn parse(line: &[u8]) -> Result<Line, String> {
-    let value: Json = serde_json::from_slice(line).map_err(|e| format!("invalid JSON: {e}"))?;
+    let value: Json = serde_json::from_slice(line).map_err(|e| {
+        // serde_json says "... at line 1 column 7": the line is the file's, the column this one's.
+        let message = e.to_string();
+        let message = message
+            .rsplit_once(" at line ")
+            .map_or(message.as_str(), |(m, _)| m);
+        format!("invalid JSON at column {}: {message}", e.column())
+    })?;
     let Json::Object(mut object) = value else {
         return Err("the line must be a JSON object".into());
     };
@@ -279,8 +286,11 @@ mod tests {
                     doc: json!(7),
                 }),
             ),
-            (r#"{"collection":"posts","doc":"#, Err("invalid JSON: ")),
-            ("\u{fffd}", Err("invalid JSON: ")),
+            (
+                r#"{"collection":"posts","doc":"#,
+                Err("invalid JSON at column 28: EOF while parsing a value"),
+            ),
+            ("\u{fffd}", Err("invalid JSON at column 1: expected value")),
             ("[1]", Err("the line must be a JSON object")),
             (r#"{"doc":{}}"#, Err("a document line must be")),
             (

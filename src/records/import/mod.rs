@@ -3,8 +3,8 @@
 //! its access rules, written in batches, one transaction each.
 //!
 //! The stages, each tested alone: `check` (the validator: a document against its collection),
-//! `waiting` (what waits for documents further down the input), `writer` (a batch into the
-//! database: [`Importer`]).
+//! `waiting` (what waits for documents further down the input), `statements` (rows, links and
+//! what the database's refusals mean), `writer` (a batch into the database: [`Importer`]).
 //!
 //! Relations are resolved whatever the order of the input, cycles included, without deferring
 //! the database's foreign keys (PostgreSQL cannot defer Lucent's): a document is inserted with
@@ -16,6 +16,7 @@
 //! waiting: only cycles and self-references.
 
 mod check;
+mod statements;
 mod waiting;
 mod writer;
 

@@ -1,20 +1,23 @@
 //! The writer: batches of checked documents into the database, one transaction per batch (or,
-//! for a dry run, one savepoint per batch inside a transaction rolled back at the end). Each
-//! document and each relation value is written under its own savepoint, so a refused one (a taken
-//! unique value, an id already there) is rejected alone and the batch goes on.
+//! for a dry run, one savepoint per batch inside a transaction rolled back at the end).
+//!
+//! A batch's documents go in a collection at a time, many rows per insert, each insert under its
+//! own savepoint; when one is refused (a taken unique value, an id already there, a required
+//! relation whose target is further down), its documents are written again one by one, so only
+//! the refused one fails and the batch goes on. The relation values written after the documents
+//! (`statements::row` says which) go in the same way, a list field at a time.
 
 use std::collections::{HashMap, HashSet};
 
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
-use sea_orm::{DatabaseTransaction, DbErr, SqlErr, Statement, TransactionTrait};
+use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::Value as Json;
 
-use super::super::lists::list_statements;
 use super::super::{Records, Result};
+use super::statements::{self, Refusal, refusal, rows_per_statement};
 use super::waiting::{Held, Link, Waiting};
 use super::{Entry, IDS_PER_QUERY, Rejection};
-use crate::db::{Writes, to_sql_value};
-use crate::schema::{Collection, FieldError, FieldKind, Schema, Value};
+use crate::db::Writes;
+use crate::schema::{FieldError, FieldKind, Value};
 
 /// Writes batches of entries, keeping what waits between them.
 #[derive(Debug)]
@@ -37,13 +40,8 @@ struct Batch {
     rejected: Vec<Rejection>,
 }
 
-/// Why the database refused a document or a relation value.
-enum Refusal {
-    /// A relation's target is not there (yet).
-    ForeignKey,
-    /// A value the database refused, as the API reports it.
-    Field(FieldError),
-}
+/// Documents (collection index, id) known to exist.
+type Known = HashSet<(usize, String)>;
 
 impl Records {
     /// An importer into this database; with `dry_run`, everything is checked and written as an
@@ -66,10 +64,9 @@ impl Records {
 }
 
 impl Importer<'_> {
-    /// Writes a batch in one transaction: the documents (each alone, so a refused one fails
-    /// alone), those that waited for one of them, then every relation value whose targets are
-    /// all there, including those of earlier batches that waited for this one. Returns the
-    /// lines rejected.
+    /// Writes a batch in one transaction: the documents, those that waited for one of them,
+    /// then every relation value whose targets are all there, including those of earlier batches
+    /// that waited for this one. Returns the lines rejected, in order.
     ///
     /// # Errors
     /// The database's (a lost connection, ...): nothing of the batch is then written.
@@ -81,9 +78,8 @@ impl Importer<'_> {
         let writes = Writes::Within(&transaction);
         let mut batch = Batch::default();
         let entries = self.new_ids(writes, entries, &mut batch.rejected).await?;
-        for entry in entries {
-            self.insert(writes, entry, &mut batch).await?;
-        }
+        let known = self.known_targets(writes, &entries).await?;
+        self.insert_all(writes, entries, &known, &mut batch).await?;
         let mut ready = Vec::new();
         let mut next = 0;
         while let Some((collection, id)) = batch.arrived.get(next).cloned() {
@@ -91,7 +87,8 @@ impl Importer<'_> {
             let (links, entries) = self.waiting.arrive(collection, &id);
             ready.extend(links);
             for entry in entries {
-                self.insert(writes, entry, &mut batch).await?;
+                self.insert_one(writes, entry, &Known::new(), &mut batch)
+                    .await?;
             }
         }
         for (link, missing) in self
@@ -104,15 +101,14 @@ impl Importer<'_> {
                 self.waiting.add_link(link, missing);
             }
         }
-        for link in ready {
-            self.link(writes, link, &mut batch.rejected).await?;
-        }
+        self.link_all(writes, ready, &mut batch.rejected).await?;
         transaction.commit().await?;
+        batch.rejected.sort_by_key(|r| r.line);
         Ok(batch.rejected)
     }
 
-    /// Ends the import: every link or document still waiting found no target, and is reported.
-    /// A dry run is rolled back.
+    /// Ends the import: every link or document still waiting found no target, and is reported
+    /// (a line once, with every reason). A dry run is rolled back.
     ///
     /// # Errors
     /// The database's.
@@ -128,7 +124,10 @@ impl Importer<'_> {
         {
             let collection = &schema.collections[entry.collection];
             let field = &collection.fields[field];
-            let to = relation_target(&field.kind);
+            let to = match &field.kind {
+                FieldKind::Relation { to, .. } => to.as_str(),
+                _ => "",
+            };
             rejected.push(Rejection::document(
                 entry.line,
                 &collection.slug,
@@ -166,7 +165,6 @@ impl Importer<'_> {
                 )],
             ));
         }
-        // One line lacking several targets is one rejection with every reason.
         rejected.sort_by_key(|r| r.line);
         rejected.dedup_by(|later, earlier| {
             let same = later.line == earlier.line;
@@ -200,30 +198,11 @@ impl Importer<'_> {
         entries: Vec<Entry>,
         rejected: &mut Vec<Rejection>,
     ) -> Result<Vec<Entry>> {
-        let mut ids: HashMap<usize, Vec<String>> = HashMap::new();
-        for entry in &entries {
-            ids.entry(entry.collection)
-                .or_default()
-                .push(entry.id.clone());
-        }
-        let mut existing = HashSet::new();
-        for (collection, ids) in ids {
-            let slug = &self.records.schema.collections[collection].slug;
-            for chunk in ids.chunks(IDS_PER_QUERY) {
-                let absent: HashSet<String> = self
-                    .records
-                    .missing(writes, slug, chunk)
-                    .await?
-                    .into_iter()
-                    .collect();
-                existing.extend(
-                    chunk
-                        .iter()
-                        .filter(|id| !absent.contains(*id))
-                        .map(|id| (collection, id.clone())),
-                );
-            }
-        }
+        let asked: Known = entries
+            .iter()
+            .map(|e| (e.collection, e.id.clone()))
+            .collect();
+        let existing = self.existing(writes, asked).await?;
         let mut lines: HashMap<(usize, String), u64> = HashMap::new();
         let mut fresh = Vec::with_capacity(entries.len());
         for entry in entries {
@@ -252,49 +231,177 @@ impl Importer<'_> {
         Ok(fresh)
     }
 
-    /// Inserts one document with its optional relations empty (they become links, written once
-    /// the batch is in). If a required relation's target is not there yet, the document waits
-    /// for it.
-    async fn insert(&mut self, writes: Writes<'_>, entry: Entry, batch: &mut Batch) -> Result<()> {
+    /// Which to-one relation targets of `entries` exist already.
+    async fn known_targets(&self, writes: Writes<'_>, entries: &[Entry]) -> Result<Known> {
+        let schema = &self.records.schema;
+        let mut asked = Known::new();
+        for entry in entries {
+            let collection = &schema.collections[entry.collection];
+            for (index, value) in &entry.values {
+                if let (FieldKind::Relation { to, many: None, .. }, Value::Text(target)) =
+                    (&collection.fields[*index].kind, value)
+                    && let Some(to) = schema.index_of(to)
+                {
+                    asked.insert((to, target.clone()));
+                }
+            }
+        }
+        self.existing(writes, asked).await
+    }
+
+    /// Which of `asked` exist: one query per collection and [`IDS_PER_QUERY`] ids.
+    async fn existing(&self, writes: Writes<'_>, asked: Known) -> Result<Known> {
+        let mut by_collection: HashMap<usize, Vec<String>> = HashMap::new();
+        for (collection, id) in asked {
+            by_collection.entry(collection).or_default().push(id);
+        }
+        let mut existing = Known::new();
+        for (collection, ids) in by_collection {
+            let slug = &self.records.schema.collections[collection].slug;
+            for chunk in ids.chunks(IDS_PER_QUERY) {
+                let absent: HashSet<String> = self
+                    .records
+                    .missing(writes, slug, chunk)
+                    .await?
+                    .into_iter()
+                    .collect();
+                existing.extend(
+                    chunk
+                        .iter()
+                        .filter(|id| !absent.contains(*id))
+                        .map(|id| (collection, id.clone())),
+                );
+            }
+        }
+        Ok(existing)
+    }
+
+    /// Inserts entries a collection at a time, many rows per statement; the rows of a refused
+    /// statement are inserted again one by one. A document whose required relation points to
+    /// neither a known document nor one of this batch waits for it without a try.
+    async fn insert_all(
+        &mut self,
+        writes: Writes<'_>,
+        entries: Vec<Entry>,
+        known: &Known,
+        batch: &mut Batch,
+    ) -> Result<()> {
+        let schema = &self.records.schema;
+        let in_batch: Known = entries
+            .iter()
+            .map(|e| (e.collection, e.id.clone()))
+            .collect();
+        let mut groups: Vec<(usize, Vec<Entry>)> = Vec::new();
+        for entry in entries {
+            if let Some((field, to, target)) = self.required_elsewhere(&entry, known, &in_batch) {
+                self.waiting.hold(
+                    Held {
+                        entry,
+                        field,
+                        target,
+                    },
+                    to,
+                );
+                continue;
+            }
+            match groups.iter_mut().find(|(c, _)| *c == entry.collection) {
+                Some((_, group)) => group.push(entry),
+                None => groups.push((entry.collection, vec![entry])),
+            }
+        }
+        let backend = writes.backend();
+        for (collection_index, group) in groups {
+            let collection = &schema.collections[collection_index];
+            let per_statement = rows_per_statement(statements::columns(collection).len());
+            let mut group = group.into_iter().peekable();
+            while group.peek().is_some() {
+                let chunk: Vec<Entry> = group.by_ref().take(per_statement).collect();
+                let mut rows = Vec::with_capacity(chunk.len());
+                let mut links = Vec::new();
+                for entry in &chunk {
+                    let (row, deferred) = statements::row(schema, entry, known, backend);
+                    rows.push(row);
+                    links.extend(deferred);
+                }
+                let insert = writes.build(&statements::insert(collection, rows)?);
+                if writes.execute(vec![insert]).await.is_ok() {
+                    self.written[collection_index] += chunk.len() as u64;
+                    batch
+                        .arrived
+                        .extend(chunk.into_iter().map(|e| (e.collection, e.id)));
+                    batch.links.extend(links);
+                    continue;
+                }
+                for entry in chunk {
+                    self.insert_one(writes, entry, known, batch).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The first required to-one relation of `entry` whose target is neither known to exist nor
+    /// in the batch: the field, the target collection and id.
+    fn required_elsewhere(
+        &self,
+        entry: &Entry,
+        known: &Known,
+        in_batch: &Known,
+    ) -> Option<(usize, usize, String)> {
+        let schema = &self.records.schema;
+        let collection = &schema.collections[entry.collection];
+        entry.values.iter().find_map(|(index, value)| {
+            let field = &collection.fields[*index];
+            let (FieldKind::Relation { to, many: None, .. }, Value::Text(target)) =
+                (&field.kind, value)
+            else {
+                return None;
+            };
+            let key = (schema.index_of(to)?, target.clone());
+            (field.required && !known.contains(&key) && !in_batch.contains(&key))
+                .then_some((*index, key.0, key.1))
+        })
+    }
+
+    /// Inserts one document; if a required relation's target is not there yet, it waits for it.
+    async fn insert_one(
+        &mut self,
+        writes: Writes<'_>,
+        entry: Entry,
+        known: &Known,
+        batch: &mut Batch,
+    ) -> Result<()> {
         let records = self.records;
         let collection = &records.schema.collections[entry.collection];
-        let (statement, links) = insert_statement(writes, &records.schema, &entry)?;
-        let Err(error) = writes.execute(vec![statement]).await else {
+        let (row, links) = statements::row(&records.schema, &entry, known, writes.backend());
+        let insert = writes.build(&statements::insert(collection, vec![row])?);
+        let Err(error) = writes.execute(vec![insert]).await else {
             self.written[entry.collection] += 1;
             batch.arrived.push((entry.collection, entry.id));
             batch.links.extend(links);
             return Ok(());
         };
-        match refusal(collection, error)? {
-            Refusal::Field(problem) => batch.rejected.push(Rejection::document(
-                entry.line,
-                &collection.slug,
-                Some(&entry.id),
-                vec![problem],
-            )),
-            Refusal::ForeignKey => match self.missing_required(writes, collection, &entry).await? {
+        let problem = match refusal(collection, error)? {
+            Refusal::Field(problem) => problem,
+            Refusal::ForeignKey => match self.missing_required(writes, &entry).await? {
                 Some((field, to, target)) => {
-                    self.waiting.hold(
-                        Held {
-                            entry,
-                            field,
-                            target,
-                        },
-                        to,
-                    );
+                    let held = Held {
+                        entry,
+                        field,
+                        target,
+                    };
+                    self.waiting.hold(held, to);
+                    return Ok(());
                 }
-                None => batch.rejected.push(Rejection::document(
-                    entry.line,
-                    &collection.slug,
-                    Some(&entry.id),
-                    vec![FieldError::new(
-                        "",
-                        "invalid_relation",
-                        "a related document does not exist",
-                    )],
-                )),
+                None => FieldError::new("", "invalid_relation", "a related document is missing"),
             },
-        }
+        };
+        batch.rejected.push(Rejection::document(
+            entry.line,
+            &collection.slug,
+            Some(&entry.id),
+            vec![problem],
+        ));
         Ok(())
     }
 
@@ -303,9 +410,10 @@ impl Importer<'_> {
     async fn missing_required(
         &self,
         writes: Writes<'_>,
-        collection: &Collection,
         entry: &Entry,
     ) -> Result<Option<(usize, usize, String)>> {
+        let schema = &self.records.schema;
+        let collection = &schema.collections[entry.collection];
         for (index, value) in &entry.values {
             let field = &collection.fields[*index];
             let (FieldKind::Relation { to, many: None, .. }, Value::Text(target), true) =
@@ -313,54 +421,35 @@ impl Importer<'_> {
             else {
                 continue;
             };
-            if !self
+            let absent = self
                 .records
                 .missing(writes, to, std::slice::from_ref(target))
-                .await?
-                .is_empty()
-            {
-                let to = self.records.schema.index_of(to).unwrap_or_default();
+                .await?;
+            if let (false, Some(to)) = (absent.is_empty(), schema.index_of(to)) {
                 return Ok(Some((*index, to, target.clone())));
             }
         }
         Ok(None)
     }
 
-    /// Each link with the targets that do not exist: one query per target collection and
-    /// [`IDS_PER_QUERY`] ids.
+    /// Each link with the targets that do not exist.
     async fn missing(
         &self,
         writes: Writes<'_>,
         links: Vec<Link>,
     ) -> Result<Vec<(Link, Vec<String>)>> {
-        let mut wanted: HashMap<usize, HashSet<&str>> = HashMap::new();
-        for link in &links {
-            wanted
-                .entry(link.to)
-                .or_default()
-                .extend(link.targets.iter().map(String::as_str));
-        }
-        let mut absent: HashSet<(usize, String)> = HashSet::new();
-        for (to, ids) in wanted {
-            let slug = &self.records.schema.collections[to].slug;
-            let ids: Vec<String> = ids.into_iter().map(str::to_string).collect();
-            for chunk in ids.chunks(IDS_PER_QUERY) {
-                absent.extend(
-                    self.records
-                        .missing(writes, slug, chunk)
-                        .await?
-                        .into_iter()
-                        .map(|id| (to, id)),
-                );
-            }
-        }
+        let asked: Known = links
+            .iter()
+            .flat_map(|link| link.targets.iter().map(|id| (link.to, id.clone())))
+            .collect();
+        let existing = self.existing(writes, asked).await?;
         Ok(links
             .into_iter()
             .map(|link| {
                 let missing = link
                     .targets
                     .iter()
-                    .filter(|id| absent.contains(&(link.to, (*id).clone())))
+                    .filter(|id| !existing.contains(&(link.to, (*id).clone())))
                     .cloned()
                     .collect();
                 (link, missing)
@@ -368,7 +457,42 @@ impl Importer<'_> {
             .collect())
     }
 
-    /// Writes a relation value whose targets all exist.
+    /// Writes links whose targets all exist: the lists of a field together, as many rows per
+    /// statement as fit (again one by one when one is refused), each to-one relation alone.
+    async fn link_all(
+        &self,
+        writes: Writes<'_>,
+        links: Vec<Link>,
+        rejected: &mut Vec<Rejection>,
+    ) -> Result<()> {
+        let schema = &self.records.schema;
+        let mut lists: Vec<((usize, usize), Vec<Link>)> = Vec::new();
+        for link in links {
+            if !schema.collections[link.collection].fields[link.field].is_list() {
+                self.link(writes, link, rejected).await?;
+                continue;
+            }
+            let key = (link.collection, link.field);
+            match lists.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, group)) => group.push(link),
+                None => lists.push((key, vec![link])),
+            }
+        }
+        for ((collection, field), group) in lists {
+            let collection = &schema.collections[collection];
+            for chunk in statements::by_rows(group, rows_per_statement(3)) {
+                let insert = writes.build(&statements::join_rows(collection, field, &chunk)?);
+                if writes.execute(vec![insert]).await.is_err() {
+                    for link in chunk {
+                        self.link(writes, link, rejected).await?;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes one link whose targets all exist; a refused one is reported, its document kept.
     async fn link(
         &self,
         writes: Writes<'_>,
@@ -377,8 +501,15 @@ impl Importer<'_> {
     ) -> Result<()> {
         let collection = &self.records.schema.collections[link.collection];
         let field = &collection.fields[link.field];
-        let statements = link_statements(writes, collection, &link)?;
-        let Err(error) = writes.execute(statements).await else {
+        let statement = match field.is_list() {
+            true => writes.build(&statements::join_rows(
+                collection,
+                link.field,
+                std::slice::from_ref(&link),
+            )?),
+            false => writes.build(&statements::set_relation(collection, &link)),
+        };
+        let Err(error) = writes.execute(vec![statement]).await else {
             return Ok(());
         };
         let problem = match refusal(collection, error)? {
@@ -386,7 +517,7 @@ impl Importer<'_> {
             Refusal::ForeignKey => FieldError::new(
                 &field.name,
                 "invalid_relation",
-                "a related document does not exist",
+                "a related document is missing",
             ),
         };
         rejected.push(Rejection::document(
@@ -403,137 +534,5 @@ impl Importer<'_> {
             )],
         ));
         Ok(())
-    }
-}
-
-/// The collection a relation field points to.
-fn relation_target(kind: &FieldKind) -> &str {
-    match kind {
-        FieldKind::Relation { to, .. } => to,
-        _ => "",
-    }
-}
-
-/// The insert of a document, and its relation values to write after it: every list, and every
-/// optional to-one relation (inserted empty). A required to-one relation is inserted with the
-/// document, as its column cannot be empty.
-///
-/// # Errors
-/// `Internal` if the statement cannot be built (it always can).
-fn insert_statement(
-    writes: Writes<'_>,
-    schema: &Schema,
-    entry: &Entry,
-) -> Result<(Statement, Vec<Link>)> {
-    let collection = &schema.collections[entry.collection];
-    let backend = writes.backend();
-    let mut columns = vec![Alias::new("id")];
-    let mut row: Vec<SimpleExpr> = vec![entry.id.clone().into()];
-    let mut links = Vec::new();
-    for (index, value) in &entry.values {
-        let field = &collection.fields[*index];
-        let deferred = match (&field.kind, value) {
-            (
-                FieldKind::Relation {
-                    to, many: Some(_), ..
-                },
-                Value::List(targets),
-            ) => Some((to, targets.clone())),
-            (FieldKind::Relation { to, many: None, .. }, Value::Text(target))
-                if !field.required =>
-            {
-                Some((to, vec![target.clone()]))
-            }
-            _ => None,
-        };
-        let value = match deferred {
-            Some((to, targets)) => {
-                if !targets.is_empty() {
-                    links.push(Link {
-                        line: entry.line,
-                        collection: entry.collection,
-                        source: entry.id.clone(),
-                        field: *index,
-                        to: schema.index_of(to).unwrap_or_default(),
-                        targets,
-                    });
-                }
-                &Value::Null
-            }
-            None => value,
-        };
-        if field.has_column() {
-            columns.push(Alias::new(&field.name));
-            row.push(Expr::val(to_sql_value(&field.kind, value, backend)));
-        }
-    }
-    columns.push(Alias::new("createdAt"));
-    columns.push(Alias::new("updatedAt"));
-    row.push(entry.created.into());
-    row.push(entry.updated.into());
-    let mut insert = Query::insert();
-    insert
-        .into_table(Alias::new(&collection.slug))
-        .columns(columns)
-        .values(row)
-        .map_err(|e| super::super::Error::Internal(e.to_string()))?;
-    Ok((writes.build(&insert), links))
-}
-
-/// The statements that write a link: an update of the to-one column, or the list's join rows.
-///
-/// # Errors
-/// `Internal` if a statement cannot be built (it always can).
-fn link_statements(
-    writes: Writes<'_>,
-    collection: &Collection,
-    link: &Link,
-) -> Result<Vec<Statement>> {
-    let field = &collection.fields[link.field];
-    if field.is_list() {
-        return list_statements(
-            writes,
-            collection,
-            &link.source,
-            &[(link.field, Value::List(link.targets.clone()))],
-            false,
-        );
-    }
-    let target = link.targets.first().cloned().unwrap_or_default();
-    let mut update = Query::update();
-    update
-        .table(Alias::new(&collection.slug))
-        .value(Alias::new(&field.name), target)
-        .and_where(Expr::col(Alias::new("id")).eq(link.source.as_str()));
-    Ok(vec![writes.build(&update)])
-}
-
-/// What a refused write means: a missing relation target, or a taken unique value (or id) as a
-/// field problem; any other failure stays the database's.
-fn refusal(collection: &Collection, error: DbErr) -> Result<Refusal> {
-    match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(message)) => {
-            let field = collection.fields.iter().filter(|f| f.unique).find(|f| {
-                let index = format!("uq_{}_{}", collection.slug, f.name);
-                let column = format!("{}.{}", collection.slug, f.name);
-                message.contains(&index) || message.split([' ', ',']).any(|part| part == column)
-            });
-            Ok(Refusal::Field(match field {
-                Some(field) => FieldError::new(
-                    &field.name,
-                    "unique",
-                    format!("{} is already taken", field.name),
-                ),
-                None => FieldError::new(
-                    "id",
-                    "duplicate_id",
-                    format!("a {} document with this id already exists", collection.slug),
-                ),
-            }))
-        }
-        Some(SqlErr::ForeignKeyConstraintViolation(_)) => Ok(Refusal::ForeignKey),
-        // SQLite reports some foreign-key failures with a code sea-orm does not map.
-        _ if error.to_string().contains("FOREIGN KEY constraint failed") => Ok(Refusal::ForeignKey),
-        _ => Err(error.into()),
     }
 }
