@@ -22,7 +22,8 @@ pub const BATCH: u64 = 500;
 /// What one import did.
 #[derive(Debug, Default)]
 struct Tally {
-    /// Document lines read.
+    /// Lines read besides the header and the end line: documents, or lines that should have
+    /// been (what the end line counts).
     documents: u64,
     rejected: u64,
     /// Rejections not printed yet: a batch's are printed together, in line order.
@@ -112,7 +113,7 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
         Some(documents) if documents != tally.documents => {
             complete = false;
             eprintln!(
-                "lucent: the file's end line counts {documents} documents, but {} document lines were read",
+                "lucent: the file's end line counts {documents} documents, but {} lines were read",
                 tally.documents
             );
         }
@@ -183,6 +184,7 @@ async fn import<R: BufRead>(
         let line = match line {
             Ok(line) => line,
             Err(ndjson::TooLong) => {
+                tally.documents += 1;
                 tally.reject(Rejection::line(number, "the line is too long"));
                 continue;
             }
@@ -195,7 +197,11 @@ async fn import<R: BufRead>(
             tally.reject(Rejection::line(number, "a line after the end line"));
             continue;
         }
-        match ndjson::parse(&line) {
+        let parsed = ndjson::parse(&line);
+        if !matches!(parsed, Ok(Line::Header { .. } | Line::End { .. })) {
+            tally.documents += 1;
+        }
+        match parsed {
             Err(reason) => tally.reject(Rejection::line(number, reason)),
             Ok(Line::Header { format }) if is_first => {
                 if format > ndjson::FORMAT {
@@ -208,7 +214,6 @@ async fn import<R: BufRead>(
             }
             Ok(Line::End { documents }) => tally.end = Some(documents),
             Ok(Line::Document { collection, doc }) => {
-                tally.documents += 1;
                 match records.check_import(number, &collection, &doc) {
                     Ok(entry) => entries.push(entry),
                     Err(rejection) => tally.reject(rejection),

@@ -25,4 +25,5 @@ mod scenario;
 mod serving;
 mod static_site;
 mod system_tables;
+mod transfer;
 mod types;
