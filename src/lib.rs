@@ -11,11 +11,11 @@
 //! | `db`       | connections per engine, DDL, rows ↔ values, collection migrations, and Lucent's own tables (`db::system`, versioned) |
 //! | `auth`     | credential primitives: the principal, passwords, secrets, JWT, sessions, lockout, API keys, email tokens and transports |
 //! | `access`   | every rule compiled at startup, and the decisions records make with them |
-//! | `records`  | record operations (authorize → validate → database) and every read and write of an account: the only module that touches collection tables |
+//! | `records`  | record operations (authorize → validate → database), every read and write of an account, and whole collections out and in (export, import): the only module that touches collection tables |
 //! | `accounts` | the account flows: register, login, refresh, sessions, authenticate, API keys, email verification and reset |
 //! | `app`      | the composition root: [`app::Lucent`] from a config |
 //! | `http`     | routes, extractors, thin handlers, the error envelope, idempotent retries, the OpenAPI document |
-//! | `cli`      | `serve`, `check`, `migrate`, `openapi`, `user` |
+//! | `cli`      | `serve`, `check`, `migrate`, `openapi`, `user`, `schema`, `types`, `init`, `export`, `import` |
 //!
 //! # Dependency rule
 //!
