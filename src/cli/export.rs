@@ -8,6 +8,8 @@ use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use indicatif::ProgressBar;
+
 use super::{ndjson, progress};
 use crate::app::Lucent;
 use crate::records::{Records, dependency_order};
@@ -57,7 +59,11 @@ pub async fn run(config: &Path, collection: Option<String>, out: Option<PathBuf>
             let total: u64 = counts.iter().map(|(_, n)| n).sum();
             let each: Vec<String> = counts.iter().map(|(s, n)| format!("{s} {n}")).collect();
             let to = out.map_or("stdout".into(), |p| p.display().to_string());
-            eprintln!("exported {total} documents ({}) to {to}", each.join(", "));
+            eprintln!(
+                "exported {} ({}) to {to}",
+                super::count(total, "document"),
+                each.join(", ")
+            );
             ExitCode::SUCCESS
         }
         Err(e) => {
@@ -78,14 +84,20 @@ async fn export<'a>(
     out: Option<&Path>,
 ) -> Result<Vec<(&'a str, u64)>, ExportError> {
     let snapshot = records.snapshot().await?;
-    let mut total = 0;
-    for slug in slugs {
-        total += snapshot.count(slug).await?;
-    }
-    let bar = progress::bar(
-        Some(total),
-        "{spinner} exporting [{bar:30}] {pos}/{len} documents {msg}",
-    );
+    // Counting is a scan of every table: only for a bar someone sees.
+    let bar = match progress::visible() {
+        true => {
+            let mut total = 0;
+            for slug in slugs {
+                total += snapshot.count(slug).await?;
+            }
+            progress::bar(
+                Some(total),
+                "{spinner} exporting [{bar:30}] {pos}/{len} documents {msg}",
+            )
+        }
+        false => ProgressBar::hidden(),
+    };
     let mut output = Output::open(out)?;
     writeln!(output, "{}", ndjson::header(slugs))?;
     let mut counts = Vec::with_capacity(slugs.len());

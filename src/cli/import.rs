@@ -113,8 +113,10 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
         Some(documents) if documents != tally.documents => {
             complete = false;
             eprintln!(
-                "lucent: the file's end line counts {documents} documents, but {} lines were read",
-                tally.documents
+                "lucent: the file's end line counts {}, but {} {} read",
+                super::count(documents, "document"),
+                super::count(tally.documents, "document line"),
+                if tally.documents == 1 { "was" } else { "were" },
             );
         }
         None if tally.header => {
@@ -137,14 +139,18 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
     };
     let rejected = match tally.rejected {
         0 => String::new(),
-        n => format!("; {n} lines rejected"),
+        n => format!("; {} rejected", super::count(n, "line")),
     };
     if dry_run {
         println!(
-            "dry run: {total} documents would be imported{each}{rejected}; nothing was written"
+            "dry run: {} would be imported{each}{rejected}; nothing was written",
+            super::count(total, "document")
         );
     } else {
-        println!("imported {total} documents{each}{rejected}");
+        println!(
+            "imported {}{each}{rejected}",
+            super::count(total, "document")
+        );
     }
     if tally.rejected > 0 || !complete {
         ExitCode::FAILURE
@@ -161,7 +167,7 @@ enum ImportError {
     #[error("cannot read the input: {0}")]
     Read(#[from] io::Error),
     #[error(
-        "line {0}: the file is format {1}, written by a later Lucent; this one reads format {format}",
+        "line {0}: the file is format {1}, from a later Lucent; this one reads format {format}",
         format = ndjson::FORMAT
     )]
     Format(u64, u64),

@@ -156,6 +156,14 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// `1 document`, `2 documents`.
+fn count(n: u64, noun: &str) -> String {
+    match n {
+        1 => format!("1 {noun}"),
+        n => format!("{n} {noun}s"),
+    }
+}
+
 /// Loads the config, printing every error.
 pub(crate) fn load(path: &Path) -> Option<Config> {
     report(config::load(path))

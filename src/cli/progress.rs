@@ -3,6 +3,11 @@
 
 use indicatif::{ProgressBar, ProgressStyle};
 
+/// Whether a bar would be drawn: stderr is a terminal.
+pub fn visible() -> bool {
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
+}
+
 /// A bar of `length` steps (a spinner when the length is unknown) drawn with `template`
 /// (indicatif's: `{bar}`, `{pos}`, `{len}`, `{bytes}`, `{msg}`, ...).
 pub fn bar(length: Option<u64>, template: &str) -> ProgressBar {
@@ -27,8 +32,6 @@ mod tests {
     #[test]
     fn bars_are_quiet_off_a_terminal() {
         let bar = bar(Some(10), "{spinner} [{bar:30}] {pos}/{len} {bytes} {msg}");
-        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            assert!(bar.is_hidden());
-        }
+        assert_eq!(bar.is_hidden(), !visible());
     }
 }

@@ -188,6 +188,20 @@ async fn a_round_trip_across_engines_gives_back_the_same_file() {
         "{exported}"
     );
 
+    // One collection, to stdout.
+    let out = lucent(&source, &["export", "--collection", "tags"]);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let only: Vec<Value> = text(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(only[0]["collections"], json!(["tags"]));
+    assert_eq!(only[1..3], lines[1..3]);
+    assert_eq!(only[3], json!({"lucent": "end", "documents": 2}));
+    let out = lucent(&source, &["export", "--collection", "nope"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("there is no collection \"nope\""));
+
     let mut targets = Vec::new();
     match backends()
         .into_iter()
@@ -336,6 +350,38 @@ async fn rejected_lines_are_reported_and_the_rest_imported() {
                 "lucent: the file has no end line: it was cut short (or is not a whole export)",
             ]
         );
+
+        // Lines out of place; an end line that counts otherwise; a later format.
+        let odd = server.path().join("odd.ndjson");
+        let odd_lines = [
+            doc("tags", json!({"id": "t5", "name": "five"})),
+            lines[0].clone(),
+            json!({"lucent": "end", "documents": 5}).to_string(),
+            doc("tags", json!({"id": "t6", "name": "six"})),
+        ];
+        std::fs::write(&odd, odd_lines.join("\n")).unwrap();
+        let out = import(&server, &odd, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr).lines().collect::<Vec<_>>(),
+            [
+                "line 2: a header line may only come first",
+                "line 4: a line after the end line",
+                "lucent: the file's end line counts 5 documents, but 1 document line was read",
+            ]
+        );
+        assert_eq!(
+            text(&out.stdout).trim(),
+            "imported 1 document (tags 1); 2 lines rejected"
+        );
+        let later = server.path().join("later.ndjson");
+        std::fs::write(&later, lines[0].replace(r#""format":1"#, r#""format":2"#)).unwrap();
+        let out = import(&server, &later, &[]);
+        assert_eq!(out.status.code(), Some(1));
+        assert_eq!(
+            text(&out.stderr).trim(),
+            "lucent: line 1: the file is format 2, from a later Lucent; this one reads format 1"
+        );
     }
 }
 
@@ -409,7 +455,9 @@ async fn a_large_export_and_import_stream() {
     assert_eq!(exported.lines().count(), 1 + 1 + DOCS + 1);
     // Reading the whole input (or table) at once would take more than the data's size; a
     // stream takes a batch or a page.
-    eprintln!("peak RSS: baseline {baseline} KiB, import {import_peak} KiB, export {export_peak} KiB, data {size} KiB");
+    eprintln!(
+        "peak RSS: baseline {baseline} KiB, import {import_peak} KiB, export {export_peak} KiB, data {size} KiB"
+    );
     for (what, peak) in [("import", import_peak), ("export", export_peak)] {
         assert!(
             peak < baseline + size / 2,

@@ -12,7 +12,7 @@ use std::collections::{HashMap, HashSet};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde_json::Value as Json;
 
-use super::super::{Records, Result};
+use super::super::{Records, Result, dependency_order};
 use super::statements::{self, Refusal, refusal, rows_per_statement};
 use super::waiting::{Held, Link, Waiting};
 use super::{Entry, IDS_PER_QUERY, Rejection};
@@ -28,6 +28,9 @@ pub struct Importer<'a> {
     waiting: Waiting,
     /// Documents written, by collection index.
     written: Vec<u64>,
+    /// Each collection's place in `export::dependency_order`: a batch writes its collections
+    /// in that order, so most relations find their target written.
+    rank: Vec<usize>,
 }
 
 /// What one batch did so far.
@@ -54,11 +57,16 @@ impl Records {
             true => Some(self.db.begin().await?),
             false => None,
         };
+        let mut rank = vec![0; self.schema.collections.len()];
+        for (place, collection) in dependency_order(&self.schema).into_iter().enumerate() {
+            rank[collection] = place;
+        }
         Ok(Importer {
             records: self,
             dry_run,
             waiting: Waiting::default(),
             written: vec![0; self.schema.collections.len()],
+            rank,
         })
     }
 }
@@ -276,9 +284,9 @@ impl Importer<'_> {
         Ok(existing)
     }
 
-    /// Inserts entries a collection at a time, many rows per statement; the rows of a refused
-    /// statement are inserted again one by one. A document whose required relation points to
-    /// neither a known document nor one of this batch waits for it without a try.
+    /// Inserts entries a collection at a time (targets first), many rows per statement; the rows
+    /// of a refused statement are inserted again one by one. A document whose required relation
+    /// points to neither a known document nor one of this batch waits for it without a try.
     async fn insert_all(
         &mut self,
         writes: Writes<'_>,
@@ -309,6 +317,7 @@ impl Importer<'_> {
                 None => groups.push((entry.collection, vec![entry])),
             }
         }
+        groups.sort_by_key(|(collection, _)| self.rank[*collection]);
         let backend = writes.backend();
         for (collection_index, group) in groups {
             let collection = &schema.collections[collection_index];
