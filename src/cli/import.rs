@@ -171,6 +171,17 @@ enum ImportError {
         format = ndjson::FORMAT
     )]
     Format(u64, u64),
+    /// A batch failed as a whole (the database went away, ...): the batches before it are
+    /// written, what waited for later lines is not.
+    #[error(
+        "the batch from line {line} on could not be written: {error}\nthe batches before it are \
+         written, without the relations that waited for later lines: empty the database and \
+         import the file again"
+    )]
+    Stopped {
+        line: u64,
+        error: crate::records::Error,
+    },
 }
 
 /// Reads every line, writing the documents a batch at a time; the documents written per
@@ -253,8 +264,13 @@ async fn write(
     bar: &ProgressBar,
     tally: &mut Tally,
 ) -> Result<(), ImportError> {
-    if !entries.is_empty() {
-        for rejection in importer.write(std::mem::take(entries)).await? {
+    if let Some(first) = entries.first() {
+        let line = first.line;
+        let rejected = importer
+            .write(std::mem::take(entries))
+            .await
+            .map_err(|error| ImportError::Stopped { line, error })?;
+        for rejection in rejected {
             tally.reject(rejection);
         }
     }
