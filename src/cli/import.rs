@@ -39,6 +39,28 @@ impl Tally {
         self.unreported.push(rejection);
     }
 
+    /// Whether the file was whole, as far as its end line tells; says why not on stderr.
+    fn whole(&self) -> bool {
+        match self.end {
+            Some(documents) if documents != self.documents => {
+                eprintln!(
+                    "lucent: the file's end line counts {}, but {} {} read",
+                    super::count(documents, "document"),
+                    super::count(self.documents, "document line"),
+                    if self.documents == 1 { "was" } else { "were" },
+                );
+                false
+            }
+            None if self.header => {
+                eprintln!(
+                    "lucent: the file has no end line: it was cut short (or is not a whole export)"
+                );
+                false
+            }
+            Some(_) | None => true,
+        }
+    }
+
     /// Prints the rejections gathered since the last report on stderr, in line order.
     fn report(&mut self, bar: &ProgressBar) {
         self.unreported.sort_by_key(|r| r.line);
@@ -51,6 +73,16 @@ impl Tally {
     }
 }
 
+/// The input (`-`: stdin) and its length when known.
+fn open(file: &Path) -> io::Result<(Box<dyn Read>, Option<u64>)> {
+    if file == Path::new("-") {
+        return Ok((Box::new(io::stdin().lock()), None));
+    }
+    let opened = File::open(file)?;
+    let length = opened.metadata().ok().map(|m| m.len());
+    Ok((Box::new(opened), length))
+}
+
 pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitCode {
     let Some(mut config) = super::load(config) else {
         return ExitCode::FAILURE;
@@ -60,18 +92,11 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
     // A document the API took fits in a body; its line adds the system fields, lists and
     // escapes. Anything much longer is not an export's.
     let max_line = config.server.body_limit.saturating_mul(4) + (1 << 20);
-    let (input, length): (Box<dyn Read>, Option<u64>) = if file == Path::new("-") {
-        (Box::new(io::stdin().lock()), None)
-    } else {
-        match File::open(file) {
-            Ok(opened) => {
-                let length = opened.metadata().ok().map(|m| m.len());
-                (Box::new(opened), length)
-            }
-            Err(e) => {
-                eprintln!("lucent: cannot read {}: {e}", file.display());
-                return ExitCode::FAILURE;
-            }
+    let (input, length) = match open(file) {
+        Ok(opened) => opened,
+        Err(e) => {
+            eprintln!("lucent: cannot read {}: {e}", file.display());
+            return ExitCode::FAILURE;
         }
     };
     let lucent = match Lucent::from_config(config).await {
@@ -108,25 +133,17 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
             return ExitCode::FAILURE;
         }
     };
-    let mut complete = true;
-    match tally.end {
-        Some(documents) if documents != tally.documents => {
-            complete = false;
-            eprintln!(
-                "lucent: the file's end line counts {}, but {} {} read",
-                super::count(documents, "document"),
-                super::count(tally.documents, "document line"),
-                if tally.documents == 1 { "was" } else { "were" },
-            );
-        }
-        None if tally.header => {
-            complete = false;
-            eprintln!(
-                "lucent: the file has no end line: it was cut short (or is not a whole export)"
-            );
-        }
-        Some(_) | None => {}
+    let complete = tally.whole();
+    println!("{}", summary(&written, &tally, dry_run));
+    if tally.rejected > 0 || !complete {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
     }
+}
+
+/// `imported 4 documents (users 1, posts 3); 2 lines rejected`, or what a dry run would have.
+fn summary(written: &[(String, u64)], tally: &Tally, dry_run: bool) -> String {
     let total: u64 = written.iter().map(|(_, n)| n).sum();
     let each: Vec<String> = written
         .iter()
@@ -141,21 +158,10 @@ pub async fn run(config: &Path, file: &Path, dry_run: bool, batch: u64) -> ExitC
         0 => String::new(),
         n => format!("; {} rejected", super::count(n, "line")),
     };
-    if dry_run {
-        println!(
-            "dry run: {} would be imported{each}{rejected}; nothing was written",
-            super::count(total, "document")
-        );
-    } else {
-        println!(
-            "imported {}{each}{rejected}",
-            super::count(total, "document")
-        );
-    }
-    if tally.rejected > 0 || !complete {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    let total = super::count(total, "document");
+    match dry_run {
+        true => format!("dry run: {total} would be imported{each}{rejected}; nothing was written"),
+        false => format!("imported {total}{each}{rejected}"),
     }
 }
 
