@@ -14,7 +14,7 @@ use crate::db::decode_row;
 use crate::schema::{Doc, FieldKind, Schema};
 
 /// Documents per page of an export. Each page is one query, and one more per list field.
-pub const EXPORT_PAGE: u64 = 500;
+const EXPORT_PAGE: u64 = 500;
 
 /// One moment of the database, read collection by collection.
 #[derive(Debug)]

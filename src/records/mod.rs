@@ -24,7 +24,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
 pub use error::{Error, Result};
-pub use export::{EXPORT_PAGE, Snapshot, dependency_order};
+pub use export::{Snapshot, dependency_order};
 pub use import::{Entry, Importer, Rejection};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
