@@ -4,11 +4,12 @@
 //! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
 //! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
 //! an error is an [`ApiError`] returned with `?` (`error` maps every subsystem's errors, in one
-//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`.
+//! place). Handlers live by route family: `collections`, `batch`, `accounts`, `api_keys`, `email`.
 
 mod accounts;
 mod answer;
 mod api_keys;
+mod batch;
 mod body;
 mod collections;
 mod email;
@@ -65,6 +66,7 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at("/api/health", Methods::new().get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
+        .at("/api/batch", Methods::new().post(batch::batch))
         .at(
             "/api/:collection/register",
             Methods::new().post(accounts::register),

@@ -3,10 +3,11 @@
 //! collection's table.
 //!
 //! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (`body` checks what they write), `accounts` holds the account reads and writes the auth flows
-//! need, `params` parses list parameters.
+//! (`body` checks what they write), `batch` runs several of those in one transaction, `accounts`
+//! holds the account reads and writes the auth flows need, `params` parses list parameters.
 
 mod accounts;
+mod batch;
 mod body;
 mod error;
 mod params;
@@ -19,6 +20,7 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStateme
 use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
+pub use batch::{Change, Failed, Operation, Written};
 pub use error::{Error, Result};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
