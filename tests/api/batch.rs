@@ -588,3 +588,76 @@ async fn concurrent_batches_do_not_deadlock_on_postgres() {
         "one of each pair completes: {answers:?}"
     );
 }
+
+/// The JSON code blocks of the Batch section of docs/api.md, and its curl example's body.
+fn documented() -> (Vec<Value>, String) {
+    let api = include_str!("../../docs/api.md");
+    let section = api
+        .split("\n## Batch\n")
+        .nth(1)
+        .and_then(|rest| rest.split("\n## ").next())
+        .expect("docs/api.md has a Batch section");
+    let blocks = section
+        .split("```json\n")
+        .skip(1)
+        .map(|block| {
+            let text = block.split("```").next().unwrap();
+            let text: String = text.lines().map(str::trim).collect::<Vec<_>>().join("\n");
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}: {text}"))
+        })
+        .collect();
+    let curl = section
+        .lines()
+        .find(|line| line.starts_with("curl ") && line.contains("/api/batch"))
+        .expect("a curl example");
+    let body = curl
+        .split_once("-d '")
+        .unwrap()
+        .1
+        .strip_suffix('\'')
+        .unwrap();
+    (blocks, body.to_string())
+}
+
+#[tokio::test]
+async fn the_documented_examples_hold() {
+    let server = Server::start(&Backend::Sqlite, crate::helpers::POSTS).await;
+    let (me, token) = account(&server, "ann@example.com").await;
+    let post = new_post(&server, &token, json!({"title": "draft"})).await;
+    let old = new_post(&server, &token, json!({"title": "old"})).await;
+    let (blocks, body) = documented();
+    let body = body
+        .replace("'$ME'", &me)
+        .replace("'$POST'", &post)
+        .replace("'$OLD'", &old);
+    let body: Value = serde_json::from_str(&body).unwrap();
+    let answer = call(
+        &server,
+        Method::POST,
+        "/api/batch",
+        Some(&token),
+        Some(&body),
+    )
+    .await;
+    assert_eq!(answer.0, 200, "{}", answer.1);
+    let statuses = |v: &Value| -> Vec<Value> {
+        v["responses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["status"].clone())
+            .collect()
+    };
+    assert_eq!(statuses(&answer.1), statuses(&blocks[0]));
+    assert_eq!(
+        answer.1["responses"][1]["body"]["doc"]["status"],
+        "published"
+    );
+
+    // The documented failures: a field, and a whole request.
+    let long = json!({"method": "POST", "url": "/api/posts", "body": {"title": "x".repeat(21)}});
+    let create = json!({"method": "POST", "url": "/api/posts", "body": {"title": "t"}});
+    let answer = batch(&server, Some(&token), json!([create, create, long])).await;
+    assert_eq!(answer.1["error"]["details"], blocks[1]["error"]["details"]);
+    assert_eq!(answer.1["error"]["message"], blocks[1]["error"]["message"]);
+}

@@ -8,6 +8,7 @@
 //! `tests/api/openapi.rs` holds it to that with schemathesis and a typed TypeScript client.
 
 mod auth;
+mod batch;
 mod collections;
 mod schemas;
 
@@ -127,7 +128,7 @@ impl Fail {
             }
             Fail::NotFound => "`not_found`: no such document, or one the caller may not read",
             Fail::Conflict => {
-                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document"
+                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document, or concurrent writes kept conflicting with a batch (retry it)"
             }
             Fail::TooLarge => "`payload_too_large`: the body is over `server.body_limit`",
             Fail::MediaType => {
@@ -300,6 +301,7 @@ pub fn document(config: &Config) -> Json {
         );
         schemas.insert(format!("{slug}Page"), schemas::page(slug));
     }
+    batch::paths(config, &mut paths, &mut schemas);
     let mut responses: Map<String, Json> = Fail::ALL
         .iter()
         .map(|f| (f.name().to_string(), f.response()))
