@@ -167,7 +167,22 @@ async fn all_or_nothing_and_the_failing_request_is_named() {
         assert_eq!(details(&answer), ["requests[1].slug unique"]);
         assert_eq!(total_posts(&server).await, 1);
 
-        // A body that is not an object fails like the single route's, named by the request.
+        // A relation to no document: the database refuses the row, and the transaction, still
+        // usable, finds out which field it was.
+        let answer = batch(
+            &server,
+            Some(&token),
+            json!([
+                {"method": "POST", "url": "/api/posts", "body": {"title": "a", "owner": ann}},
+                {"method": "POST", "url": "/api/posts", "body": {"title": "b", "owner": uuid::Uuid::now_v7()}},
+            ]),
+        )
+        .await;
+        assert_error(&answer, 400, "validation_failed");
+        assert_eq!(details(&answer), ["requests[1].owner invalid_relation"]);
+        assert_eq!(total_posts(&server).await, 1);
+
+        // An unknown field fails like the single route's, named by the request.
         let answer = batch(
             &server,
             Some(&token),
