@@ -676,3 +676,28 @@ async fn the_documented_examples_hold() {
     assert_eq!(answer.1["error"]["details"], blocks[1]["error"]["details"]);
     assert_eq!(answer.1["error"]["message"], blocks[1]["error"]["message"]);
 }
+
+/// SQLite: a batch holds the one writer, and the whole of it must finish within
+/// `database.statement_timeout`; one that does not is stopped, writes nothing, and gives the
+/// writer back.
+#[tokio::test]
+async fn a_batch_past_the_time_limit_writes_nothing_on_sqlite() {
+    let config = config()
+        .replace("max_batch = 5", "max_batch = 3000\nbody_limit = \"4MiB\"")
+        .replace(
+            "[auth]",
+            "[database]\nstatement_timeout = \"100ms\"\n[auth]",
+        );
+    let server = Server::start(&Backend::Sqlite, &config).await;
+    let (ann, token) = account(&server, "ann@example.com").await;
+    // A debug build writes about 400 of these in 100 ms.
+    let requests: Vec<Value> = (0..3000)
+        .map(|n| json!({"method": "POST", "url": "/api/posts", "body": {"title": format!("p{n}"), "owner": ann}}))
+        .collect();
+    let answer = batch(&server, Some(&token), json!(requests)).await;
+    assert_error(&answer, 503, "timeout");
+    assert!(details(&answer)[0].starts_with("requests["), "{}", answer.1);
+    assert_eq!(total_posts(&server).await, 0);
+    new_post(&server, &token, json!({"title": "after"})).await;
+    assert_eq!(total_posts(&server).await, 1);
+}
