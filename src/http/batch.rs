@@ -1,6 +1,6 @@
 //! `POST /api/batch`: several collection writes in one transaction (SPEC §10). The body is parsed
-//! and every request's shape checked here, before the database is touched — every problem at
-//! once, each named `requests[i].…`; [`crate::records::Records::batch`] runs them; each answer is
+//! and every request's shape checked here ([`Batch`]), before the caller is authenticated and the
+//! database touched — every problem at once, each named `requests[i].…`; [`crate::records::Records::batch`] runs them; each answer is
 //! rendered as its single route renders it ([`written`]). A failure is the failing request's own
 //! error, its `details` naming the request.
 //!
@@ -8,14 +8,14 @@
 //! under `Idempotency-Key`) can run it like any other write route.
 
 use poem::web::Data;
-use poem::{Response, handler};
+use poem::{FromRequest, Request, RequestBody, Response, handler};
 use serde_json::{Map, Value as Json, json};
 
 use super::State;
 use super::answer::ok;
 use super::collections::written;
 use super::error::ApiError;
-use super::extract::JsonBody;
+use super::extract::{JsonBody, state};
 use crate::auth::Principal;
 use crate::records::{self, Failed, Operation};
 use crate::schema::{FieldError, RESERVED_SLUGS, Schema};
@@ -24,20 +24,33 @@ use crate::schema::{FieldError, RESERVED_SLUGS, Schema};
 const BATCHABLE: &str =
     "only POST /api/C, PATCH /api/C/:id and DELETE /api/C/:id of a collection can be batched";
 
+/// A batch body whose every request is well-formed: read and checked before the caller is
+/// authenticated (it needs nothing but the schema), so a malformed batch costs no lookup.
+pub struct Batch(Vec<Operation>);
+
+impl<'a> FromRequest<'a> for Batch {
+    async fn from_request(request: &'a Request, body: &mut RequestBody) -> poem::Result<Self> {
+        let JsonBody(body) = JsonBody::from_request(request, body).await?;
+        let lucent = &state(request).lucent;
+        let operations = parse(
+            &body,
+            lucent.records.schema(),
+            lucent.config.server.max_batch,
+        )
+        .map_err(|problems| ApiError::from(records::Error::Validation(problems)))?;
+        Ok(Self(operations))
+    }
+}
+
 #[handler]
 pub async fn batch(
-    JsonBody(body): JsonBody,
+    Batch(operations): Batch,
     principal: Principal,
     state: Data<&State>,
 ) -> Result<Response, ApiError> {
-    let records = &state.lucent.records;
-    let operations = parse(
-        &body,
-        records.schema(),
-        state.lucent.config.server.max_batch,
-    )
-    .map_err(|problems| ApiError::from(records::Error::Validation(problems)))?;
-    let done = records
+    let done = state
+        .lucent
+        .records
         .batch(&principal, &operations)
         .await
         .map_err(failed)?;

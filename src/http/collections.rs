@@ -86,13 +86,13 @@ pub async fn delete(
 /// The answer to a write: its status, its body, and where a created document lives (`Location`,
 /// RFC 9110 §15.3.2).
 #[derive(Debug)]
-pub struct Written {
+pub struct WriteAnswer {
     pub status: StatusCode,
     pub body: Json,
     pub location: Option<String>,
 }
 
-impl Written {
+impl WriteAnswer {
     pub fn response(&self) -> Response {
         let response = json(self.status, &self.body);
         match &self.location {
@@ -105,7 +105,7 @@ impl Written {
 /// What a write route answers when `change` was done to `doc` of collection `slug`: `201 {doc}`
 /// at `/api/C/:id` for a create, `200 {doc}` for an update and for a delete (the document as it
 /// was).
-pub fn written(change: Change, slug: &str, doc: Doc) -> Written {
+pub fn written(change: Change, slug: &str, doc: Doc) -> WriteAnswer {
     let location = match change {
         Change::Created => Some(format!("/api/{slug}/{}", doc_id(&doc))),
         Change::Updated | Change::Deleted => None,
@@ -114,7 +114,7 @@ pub fn written(change: Change, slug: &str, doc: Doc) -> Written {
         Change::Created => StatusCode::CREATED,
         Change::Updated | Change::Deleted => StatusCode::OK,
     };
-    Written {
+    WriteAnswer {
         status,
         body: json!({ "doc": doc }),
         location,

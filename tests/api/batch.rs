@@ -432,6 +432,12 @@ async fn only_collection_writes_are_batchable_and_max_batch_holds() {
 
     let answer = batch(&server, Some(&token), json!([])).await;
     assert_eq!(details(&answer), ["requests too_short"]);
+    let answer = batch(&server, Some("not-a-token"), json!([])).await;
+    assert_eq!(
+        details(&answer),
+        ["requests too_short"],
+        "the shape is checked before the credentials"
+    );
     let answer = batch(&server, Some(&token), json!(vec![create.clone(); 6])).await;
     assert_error(&answer, 400, "validation_failed");
     assert_eq!(details(&answer), ["requests too_long"]);
