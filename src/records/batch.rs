@@ -117,7 +117,7 @@ impl Records {
     ///
     /// # Errors
     /// The first failing operation's index and error (nothing is then written); `Conflict` when
-    /// concurrent writers kept deadlocking with it ([`ATTEMPTS`] times).
+    /// concurrent writers kept deadlocking with it (PostgreSQL; 5 attempts).
     pub async fn batch(
         &self,
         principal: &Principal,
