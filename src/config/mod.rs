@@ -51,6 +51,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub body_limit: usize,
     pub max_limit: u32,
+    /// The most requests one batch may hold.
+    pub max_batch: usize,
     pub static_dir: Option<PathBuf>,
     /// How long a client may take to send a request's headers, from its first byte.
     pub header_timeout: Duration,
@@ -521,6 +523,16 @@ mod tests {
                 "[collections.metrics]\n",
                 &[],
                 &["collections.metrics.slug: invalid collection slug `metrics`"],
+            ),
+            (
+                "[collections.batch]\n",
+                &[],
+                &["collections.batch.slug: invalid collection slug `batch`"],
+            ),
+            (
+                "[server]\nmax_batch = 0\n",
+                &[],
+                &["server.max_batch: must be at least 1"],
             ),
             (
                 "[collections.posts.fields]\nt = { type = \"strng\" }\n",

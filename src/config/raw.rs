@@ -58,6 +58,9 @@ pub struct RawServer {
     /// The largest `limit` a list accepts. Default 100.
     #[schemars(range(min = 1))]
     pub max_limit: Option<u32>,
+    /// The most requests one `POST /api/batch` may hold. Default 100.
+    #[schemars(range(min = 1))]
+    pub max_batch: Option<u32>,
     /// A folder served at `/` beside the API, relative to this file.
     pub static_dir: Option<String>,
     /// Time from a request's first byte to the end of its headers. Default "10s".

@@ -319,6 +319,22 @@ pub fn is_timeout(error: &DbErr) -> bool {
     }
 }
 
+/// Whether `error` is a deadlock or a serialization failure (PostgreSQL's 40P01 and 40001): the
+/// database gave up on the transaction for another's sake, and the same work tried again may
+/// succeed.
+pub fn is_transient_conflict(error: &DbErr) -> bool {
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sea_orm::sqlx::Error::Database(e)
+                    if matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+            )
+        }
+        _ => false,
+    }
+}
+
 /// Whether `error` is PostgreSQL refusing a NUL character in text or JSON. Values are checked
 /// for NUL before they reach the database; this names what slipped through, so it is a 400.
 pub fn is_nul_refused(error: &DbErr) -> bool {

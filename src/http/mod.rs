@@ -4,12 +4,13 @@
 //! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
 //! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
 //! an error is an [`ApiError`] returned with `?` (`error` maps every subsystem's errors, in one
-//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`. A
-//! route that takes `Idempotency-Key` wraps its handler in `idempotency::idempotent`.
+//! place). Handlers live by route family: `collections`, `batch`, `accounts`, `api_keys`,
+//! `email`. A route that takes `Idempotency-Key` wraps its handler in `idempotency::idempotent`.
 
 mod accounts;
 mod answer;
 mod api_keys;
+mod batch;
 mod body;
 mod collections;
 mod email;
@@ -72,6 +73,7 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at("/api/health", Methods::new().get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
+        .at("/api/batch", Methods::new().post(idempotent(batch::batch)))
         .at(
             "/api/:collection/register",
             Methods::new().post(accounts::register),

@@ -3,10 +3,12 @@
 //! collection's table.
 //!
 //! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (`body` checks what they write), `lists` reads and writes to-many relations, `accounts` holds
-//! the account reads and writes the auth flows need, `params` parses list parameters.
+//! (`body` checks what they write), `lists` reads and writes to-many relations, `batch` runs
+//! several of those in one transaction, `accounts` holds the account reads and writes the auth
+//! flows need, `params` parses list parameters.
 
 mod accounts;
+mod batch;
 mod body;
 mod error;
 mod lists;
@@ -20,6 +22,7 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStateme
 use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
+pub use batch::{Change, Failed, Operation, Written};
 pub use error::{Error, Result};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;

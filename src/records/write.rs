@@ -5,6 +5,7 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{DbErr, SqlErr};
 use serde_json::Value as Json;
 
+use super::batch::Prepared;
 use super::body::{Mode, object};
 use super::lists::list_statements;
 use super::{Doc, Error, Records, Result};
@@ -36,12 +37,12 @@ impl Records {
         slug: &str,
         body: &Json,
     ) -> Result<Doc> {
-        self.create_in(Writes::Shared(&self.db), principal, slug, body)
+        self.create_in(Writes::Shared(&self.db), principal, slug, body, None)
             .await
     }
 
     /// [`Records::create_stored`] through `writes`: the shared write path, or a transaction
-    /// that holds several operations (a batch).
+    /// that holds several operations (a batch, with its password work `prepared` beforehand).
     ///
     /// # Errors
     /// As [`Records::create`].
@@ -51,6 +52,7 @@ impl Records {
         principal: &Principal,
         slug: &str,
         body: &Json,
+        prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
         let caller = Caller::new(principal);
@@ -61,7 +63,7 @@ impl Records {
         }
         self.check_field_rules(collection, policy, &caller, None, data, Mode::Create)?;
         let values = self
-            .check_body(writes, principal, collection, body, Mode::Create, None)
+            .check_body(writes, principal, collection, body, None, prepared)
             .await?;
         let now = now();
         let id = uuid::Uuid::now_v7().to_string();
@@ -114,11 +116,11 @@ impl Records {
         id: &str,
         body: &Json,
     ) -> Result<Doc> {
-        self.update_in(Writes::Shared(&self.db), principal, slug, id, body)
+        self.update_in(Writes::Shared(&self.db), principal, slug, id, body, None)
             .await
     }
 
-    /// [`Records::update`] through `writes`.
+    /// [`Records::update`] through `writes`, with password work `prepared` beforehand.
     ///
     /// # Errors
     /// As [`Records::update`].
@@ -129,6 +131,7 @@ impl Records {
         slug: &str,
         id: &str,
         body: &Json,
+        prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
         let caller = Caller::new(principal);
@@ -149,14 +152,7 @@ impl Records {
             Mode::Update,
         )?;
         let mut values = self
-            .check_body(
-                writes,
-                principal,
-                collection,
-                body,
-                Mode::Update,
-                Some(&stored),
-            )
+            .check_body(writes, principal, collection, body, Some(&stored), prepared)
             .await?;
         let credentials_changed = self.account_changes(collection, &stored, &mut values);
         let now = now();

@@ -5,6 +5,7 @@ mod access;
 mod api_keys;
 mod auth;
 mod auth_hardening;
+mod batch;
 mod browser;
 mod check;
 mod cli;

@@ -57,6 +57,7 @@ pub(crate) fn repository() -> &'static Path {
 const CONFIG: &str = r#"
 [server]
 max_limit = 50
+max_batch = 7
 [auth.password]
 min_length = 14
 max_length = 100
@@ -225,6 +226,40 @@ async fn document_states_the_schemas_limits_and_answers() {
         "array"
     );
 
+    // A batch: at most max_batch requests, each one collection write with that route's body.
+    let requests = &schemas["BatchRequest"]["properties"]["requests"];
+    assert_eq!(
+        (&requests["minItems"], &requests["maxItems"]),
+        (&json!(1), &json!(7))
+    );
+    let kinds: Vec<String> = requests["items"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body = r["properties"]["body"]["$ref"].as_str().unwrap_or("none");
+            format!(
+                "{} {} {body}",
+                r["properties"]["method"]["enum"][0], r["properties"]["url"]["pattern"]
+            )
+        })
+        .collect();
+    let id = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+    let mut expected = Vec::new();
+    for slug in ["users", "members", "posts"] {
+        let schema = |name: &str| format!("#/components/schemas/{slug}{name}");
+        expected.push(format!("\"POST\" \"^/api/{slug}$\" {}", schema("Create")));
+        expected.push(format!(
+            "\"PATCH\" \"^/api/{slug}/{id}$\" {}",
+            schema("Update")
+        ));
+        expected.push(format!("\"DELETE\" \"^/api/{slug}/{id}$\" none"));
+    }
+    assert_eq!(kinds, expected);
+    let answer_docs = &schemas["BatchResponse"]["properties"]["responses"]["items"]["properties"]["body"]
+        ["properties"]["doc"]["anyOf"];
+    assert_eq!(answer_docs.as_array().unwrap().len(), 3);
+
     // Parameters.
     let list = &paths["/api/posts"]["get"];
     let parameter = |name: &str| {
@@ -326,6 +361,13 @@ async fn document_states_the_schemas_limits_and_answers() {
             "post",
             &["202", "303", "400", "413", "415"],
         ),
+        (
+            "/api/batch",
+            "post",
+            &[
+                "200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
+            ],
+        ),
     ] {
         let mut found = statuses(&paths[path][method]);
         found.sort_unstable();
@@ -339,6 +381,7 @@ async fn document_states_the_schemas_limits_and_answers() {
         ("/api/posts", "post", "201"),
         ("/api/posts/{id}", "patch", "200"),
         ("/api/posts/{id}", "delete", "200"),
+        ("/api/batch", "post", "200"),
     ] {
         let operation = &paths[path][method];
         assert!(

@@ -8,6 +8,7 @@
 //! `tests/api/openapi.rs` holds it to that with schemathesis and a typed TypeScript client.
 
 mod auth;
+mod batch;
 mod collections;
 mod schemas;
 
@@ -132,7 +133,7 @@ impl Fail {
             }
             Fail::NotFound => "`not_found`: no such document, or one the caller may not read",
             Fail::Conflict => {
-                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document; `idempotency_in_progress`: the first request with this `Idempotency-Key` is still running (retry after `Retry-After` seconds)"
+                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document, or concurrent writes kept conflicting with a batch (retry it); `idempotency_in_progress`: the first request with this `Idempotency-Key` is still running (retry after `Retry-After` seconds)"
             }
             Fail::TooLarge => "`payload_too_large`: the body is over `server.body_limit`",
             Fail::MediaType => {
@@ -335,6 +336,7 @@ pub fn document(config: &Config) -> Json {
         );
         schemas.insert(format!("{slug}Page"), schemas::page(slug));
     }
+    batch::paths(config, &mut paths, &mut schemas);
     let mut responses: Map<String, Json> = Fail::ALL
         .iter()
         .map(|f| (f.name().to_string(), f.response()))
