@@ -140,7 +140,12 @@ impl Records {
     /// `NotFound` for an unknown collection.
     pub fn render(&self, principal: &Principal, slug: &str, doc: Doc) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
-        Ok(self.shown(collection, policy, &Caller::new(principal), doc))
+        Ok(self.shown(
+            collection,
+            policy,
+            &Caller::new(principal, &self.policies),
+            doc,
+        ))
     }
 
     /// A document as this caller sees it: hidden fields and fields whose read rule denies it for
@@ -176,7 +181,7 @@ impl Records {
     /// `NotFound` for an unknown collection or id, or a document the caller may not read.
     pub async fn find_by_id(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("read")?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, false)

@@ -51,7 +51,7 @@ impl Records {
         params: &ListParams,
     ) -> Result<Page> {
         let (collection, _, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("read")?;
         let backend = self.db.backend();
         let nameable = self.nameable(collection, policy, &caller);
@@ -65,14 +65,8 @@ impl Records {
             Residual::Cond(read) => condition = condition.add(read),
         }
         if let Some(filter) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            let by_name = |name: &str| {
-                collection
-                    .fields
-                    .iter()
-                    .position(|f| f.name == name)
-                    .is_some_and(|i| nameable[i])
-            };
-            let rule = Rule::compile(filter, Mode::Filter, &self.schema, collection, &by_name)
+            let names = caller.names(&self.schema, backend);
+            let rule = Rule::compile(filter, Mode::Filter, &self.schema, collection, &names)
                 .map_err(|errors| {
                     let first = &errors[0];
                     Error::BadRequest(format!(

@@ -36,7 +36,7 @@ impl Records {
         body: &Json,
     ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         if !caller.allows(&policy.create, None, data) {
@@ -94,7 +94,7 @@ impl Records {
         body: &Json,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         let mut stored = self
@@ -157,7 +157,7 @@ impl Records {
     /// `NotFound` for an unknown id, `Conflict` when a `restrict` relation still points at it.
     pub async fn delete(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, true)

@@ -314,6 +314,8 @@ fn check_agreement(databases: &[DatabaseConnection], runtime: &tokio::runtime::R
                 now: now(),
                 doc: None,
                 data: data.as_ref(),
+                guards: None,
+                lookup: None,
             };
             for db in databases {
                 insert(db, &rows).await;

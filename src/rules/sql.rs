@@ -23,14 +23,19 @@
 //! MySQL output is generated but not verified against a server.
 
 use sea_orm::DbBackend;
-use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Value};
+use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, Value};
 
-use super::Env;
 use super::ast::CmpOp;
 use super::error::Fault;
 use super::eval::{self, coerce};
-use super::ir::{Column, MAX_PATTERN, Node, Ty, Val};
+use super::ir::{Column, Exists, Hop, Link, MAX_PATTERN, Node, Ty, Val};
 use super::parse::MAX_LIST;
+use super::{Env, Rule};
+
+/// Sub-queries nested deeper than this are refused (a fault: the rule denies). Paths cross at
+/// most three relations and `read` rules may not reach each other in a loop (`access` checks),
+/// so only a schema with a very long chain of rules gets here.
+const MAX_NESTING: usize = 16;
 
 /// A rule reduced against `user`, `now` and `data`: decided, or a condition on the document.
 pub enum Truth {
@@ -38,18 +43,25 @@ pub enum Truth {
     Sql(Expr),
 }
 
-/// Lowers a condition node.
+/// Lowers a condition node of a rule over `table`.
 ///
 /// # Errors
 /// A fault in the in-memory part (the rule then denies).
-pub fn lower(node: &Node, env: &Env<'_>, backend: DbBackend) -> Result<Truth, Fault> {
+pub fn lower(node: &Node, table: &str, env: &Env<'_>, backend: DbBackend) -> Result<Truth, Fault> {
     let dialect = match backend {
         DbBackend::Postgres => Dialect::Postgres,
         DbBackend::MySql => Dialect::MySql,
         // `DbBackend` is non-exhaustive; SQLite is the embedded default.
         _ => Dialect::Sqlite,
     };
-    Lowering { env, dialect }.truth(node)
+    Lowering {
+        env,
+        dialect,
+        here: Scope::Table(table.to_string()),
+        outer: None,
+        depth: 0,
+    }
+    .truth(node)
 }
 
 #[derive(Clone, Copy, PartialEq)]
@@ -59,11 +71,46 @@ enum Dialect {
     MySql,
 }
 
+/// Where a document's columns are in the statement being built.
+#[derive(Clone)]
+enum Scope {
+    /// The table the statement reads: its columns are unqualified, except inside a sub-query.
+    Table(String),
+    /// The alias a relation sub-query gives the table it reads.
+    Alias(String),
+}
+
+impl Scope {
+    /// A column as the scope's own condition writes it.
+    fn column(&self, name: &str) -> Expr {
+        match self {
+            Scope::Table(_) => Expr::col(Alias::new(name)),
+            Scope::Alias(alias) => Expr::col((Alias::new(alias), Alias::new(name))),
+        }
+    }
+
+    /// A column as a sub-query inside the scope writes it.
+    fn qualified(&self, name: &str) -> Expr {
+        match self {
+            Scope::Table(table) | Scope::Alias(table) => {
+                Expr::col((Alias::new(table), Alias::new(name)))
+            }
+        }
+    }
+}
+
+/// A column operand: its declared type, and how this statement writes it.
+#[derive(Clone)]
+struct Col<'n> {
+    column: &'n Column,
+    expr: Expr,
+}
+
 /// One operand after partial evaluation.
 #[derive(Clone)]
 enum Part<'n> {
     Val(Val),
-    Col(&'n Column),
+    Col(Col<'n>),
     /// A condition (never NULL).
     Sql(Expr),
 }
@@ -80,6 +127,13 @@ impl From<Truth> for Part<'_> {
 struct Lowering<'e> {
     env: &'e Env<'e>,
     dialect: Dialect,
+    /// The document the node reads as `doc`.
+    here: Scope,
+    /// Inside a relation path's condition: the document the path started from.
+    outer: Option<Scope>,
+    /// Sub-queries around this one: their aliases are `_r1`, `_r2`, ... by depth, so an alias
+    /// never hides another one a condition still reads.
+    depth: usize,
 }
 
 impl Lowering<'_> {
@@ -96,7 +150,19 @@ impl Lowering<'_> {
             return Ok(Part::Val(eval::value(node, self.env)?));
         }
         Ok(match node {
-            Node::Doc(column) => Part::Col(column),
+            Node::Doc(column) => Part::Col(Col {
+                column,
+                expr: self.here.column(&column.name),
+            }),
+            Node::Outer(column) => Part::Col(Col {
+                column,
+                expr: self
+                    .outer
+                    .as_ref()
+                    .ok_or(Fault("a related document's column outside its path"))?
+                    .qualified(&column.name),
+            }),
+            Node::Exists(exists) => self.exists(exists)?.into(),
             Node::Or(items) => any(items
                 .iter()
                 .map(|item| self.truth(item))
@@ -120,6 +186,83 @@ impl Lowering<'_> {
         })
     }
 
+    /// A relation path: one `EXISTS` sub-query per hop, nested, each joining the related table
+    /// on the relation column (an indexed column, or the primary key) and applying the related
+    /// collection's `read` rule and the `read` rules of the fields the path reads there, so a
+    /// filter learns nothing about documents or fields the caller may not read:
+    ///
+    /// `author.name == 'Ann'` over posts →
+    /// `EXISTS (SELECT 1 FROM users AS _r1 WHERE _r1.id = posts.author AND <users read> AND
+    /// _r1.name = 'Ann')`.
+    fn exists(&self, exists: &Exists) -> Result<Truth, Fault> {
+        let Some(guards) = self.env.guards else {
+            return Err(Fault(
+                "a relation path without the rules of related documents",
+            ));
+        };
+        let hops = exists.hops.len();
+        if self.depth + hops > MAX_NESTING {
+            return Err(Fault("relation paths nested too deep"));
+        }
+        let alias = |i: usize| Scope::Alias(format!("_r{}", self.depth + i + 1));
+        // Innermost first: the condition, over the last hop's document.
+        let mut inner = Lowering {
+            env: self.env,
+            dialect: self.dialect,
+            here: alias(hops - 1),
+            outer: Some(self.here.clone()),
+            depth: self.depth + hops,
+        }
+        .truth(&exists.cond)?;
+        for (i, hop) in exists.hops.iter().enumerate().rev() {
+            let here = alias(i);
+            let from = if i == 0 {
+                self.here.clone()
+            } else {
+                alias(i - 1)
+            };
+            let reading = self.env.reading(None);
+            let guard = |rule: Option<&Rule>| match rule {
+                None => Truth::Known(true),
+                Some(rule) => Lowering {
+                    env: &reading,
+                    dialect: self.dialect,
+                    here: here.clone(),
+                    outer: None,
+                    depth: self.depth + i + 1,
+                }
+                .truth(&rule.node)
+                // A rule that fails denies, as it does on its own.
+                .unwrap_or(Truth::Known(false)),
+            };
+            let mut parts = vec![
+                Truth::Sql(link(hop, &here, &from)),
+                guard(guards.read(hop.to)),
+            ];
+            parts.extend(
+                hop.guarded
+                    .iter()
+                    .map(|&field| guard(guards.field_read(hop.to, field))),
+            );
+            parts.push(inner);
+            inner = match all(parts) {
+                Truth::Known(_) => return Ok(Truth::Known(false)),
+                Truth::Sql(condition) => {
+                    let Scope::Alias(name) = &here else {
+                        return Err(Fault("a sub-query without its alias"));
+                    };
+                    let mut select = Query::select();
+                    select
+                        .expr(Expr::val(1))
+                        .from_as(Alias::new(&hop.table), Alias::new(name))
+                        .and_where(condition);
+                    Truth::Sql(Expr::exists(select))
+                }
+            };
+        }
+        Ok(inner)
+    }
+
     fn comparison(&self, op: CmpOp, left: &Node, right: &Node) -> Result<Truth, Fault> {
         let l = self.part(left)?;
         if op == CmpOp::In {
@@ -138,24 +281,24 @@ impl Lowering<'_> {
     fn equal(&self, l: Part<'_>, r: Part<'_>) -> Result<Truth, Fault> {
         Ok(match (l, r) {
             (Part::Val(a), Part::Val(b)) => Truth::Known(eval::equal(&a, &b)?),
-            (Part::Col(column), Part::Val(val)) | (Part::Val(val), Part::Col(column)) => {
-                if fractional(column, &val).is_some() {
+            (Part::Col(c), Part::Val(val)) | (Part::Val(val), Part::Col(c)) => {
+                if fractional(c.column, &val).is_some() {
                     return Ok(Truth::Known(false));
                 }
-                match bind(column, val)? {
-                    None => Truth::Sql(col(column).is_null()),
-                    Some(value) => Truth::Sql(col(column).is_not_null().and(col(column).eq(value))),
+                match bind(c.column, val)? {
+                    None => Truth::Sql(c.expr.is_null()),
+                    Some(value) => Truth::Sql(c.expr.clone().is_not_null().and(c.expr.eq(value))),
                 }
             }
-            (Part::Col(a), Part::Col(b)) => Truth::Sql(self.same(col(a), col(b))),
+            (Part::Col(a), Part::Col(b)) => Truth::Sql(self.same(a.expr, b.expr)),
             (Part::Sql(cond), Part::Val(val)) | (Part::Val(val), Part::Sql(cond)) => match val {
                 Val::Null => Truth::Known(false),
                 Val::Bool(true) => Truth::Sql(cond),
                 Val::Bool(false) => Truth::Sql(cond.not()),
                 _ => return Err(Fault("a condition compared with a non-boolean")),
             },
-            (Part::Sql(cond), Part::Col(column)) | (Part::Col(column), Part::Sql(cond)) => {
-                Truth::Sql(self.same(col(column), cond))
+            (Part::Sql(cond), Part::Col(c)) | (Part::Col(c), Part::Sql(cond)) => {
+                Truth::Sql(self.same(c.expr, cond))
             }
             (Part::Sql(a), Part::Sql(b)) => Truth::Sql(self.same(a, b)),
         })
@@ -168,8 +311,8 @@ impl Lowering<'_> {
             CmpOp::Gt => a.gt(b),
             _ => a.gte(b),
         };
-        if let (Part::Col(column), Part::Val(val)) = (&l, &r)
-            && let Some(f) = fractional(column, val)
+        if let (Part::Col(c), Part::Val(val)) = (&l, &r)
+            && let Some(f) = fractional(c.column, val)
         {
             let (op, bound) = if matches!(op, CmpOp::Lt | CmpOp::Le) {
                 (CmpOp::Le, f.floor())
@@ -177,32 +320,37 @@ impl Lowering<'_> {
                 (CmpOp::Ge, f.ceil())
             };
             if (-I64_LIMIT..I64_LIMIT).contains(&bound) {
-                return self.order(op, Part::Col(column), Part::Val(Val::Int(bound as i64)));
+                return self.order(op, l, Part::Val(Val::Int(bound as i64)));
             }
             // Beyond every i64: all non-null rows are on one side.
             let above_all = bound > 0.0;
             return Ok(if above_all == (op == CmpOp::Le) {
-                Truth::Sql(col(column).is_not_null())
+                Truth::Sql(c.expr.clone().is_not_null())
             } else {
                 Truth::Known(false)
             });
         }
         Ok(match (l, r) {
             (Part::Val(a), Part::Val(b)) => Truth::Known(eval::compare(op, &a, &b)?),
-            (Part::Val(val), Part::Col(column)) => {
-                return self.order(op.flipped(), Part::Col(column), Part::Val(val));
+            (Part::Val(val), Part::Col(c)) => {
+                return self.order(op.flipped(), Part::Col(c), Part::Val(val));
             }
-            (Part::Col(column), Part::Val(val)) => match bind(column, val)? {
+            (Part::Col(c), Part::Val(val)) => match bind(c.column, val)? {
                 None => Truth::Known(false),
                 Some(value) => Truth::Sql(
-                    col(column)
+                    c.expr
+                        .clone()
                         .is_not_null()
-                        .and(compare(self.bytewise(column), Expr::val(value))),
+                        .and(compare(self.bytewise(&c), Expr::val(value))),
                 ),
             },
             (Part::Col(a), Part::Col(b)) => {
-                let both = col(a).is_not_null().and(col(b).is_not_null());
-                Truth::Sql(both.and(compare(self.bytewise(a), col(b))))
+                let both = a
+                    .expr
+                    .clone()
+                    .is_not_null()
+                    .and(b.expr.clone().is_not_null());
+                Truth::Sql(both.and(compare(self.bytewise(&a), b.expr)))
             }
             (Part::Sql(_), _) | (_, Part::Sql(_)) => {
                 return Err(Fault("conditions cannot be ordered"));
@@ -225,12 +373,12 @@ impl Lowering<'_> {
         };
         match text {
             Part::Val(text) => Ok(Truth::Known(eval::contains(&text, &pattern)?)),
-            Part::Col(column) if column.ty == Ty::Str => {
+            Part::Col(c) if c.column.ty == Ty::Str => {
                 let like =
                     LikeExpr::new(format!("%{}%", escape_like(&needle.to_ascii_lowercase())))
                         .escape('\\');
-                let folded = Expr::from(Func::lower(self.bytewise(column)));
-                Ok(Truth::Sql(col(column).is_not_null().and(folded.like(like))))
+                let folded = Expr::from(Func::lower(self.bytewise(&c)));
+                Ok(Truth::Sql(c.expr.is_not_null().and(folded.like(like))))
             }
             Part::Col(_) | Part::Sql(_) => Err(Fault("`~` needs strings")),
         }
@@ -251,27 +399,28 @@ impl Lowering<'_> {
                 _ => return Err(Fault("`in` needs a list")),
             },
         };
-        if let Part::Col(column) = l
+        if let Part::Col(c) = &l
             && items.iter().all(|item| matches!(item, Part::Val(_)))
         {
             let mut has_null = false;
             let mut values = Vec::new();
             for item in items {
                 let Part::Val(val) = item else { continue };
-                if fractional(column, &val).is_some() {
+                if fractional(c.column, &val).is_some() {
                     continue;
                 }
-                match bind(column, val)? {
+                match bind(c.column, val)? {
                     Some(value) => values.push(value),
                     None => has_null = true,
                 }
             }
-            let listed = (!values.is_empty()).then(|| col(column).is_in(values));
+            let column = || c.expr.clone();
+            let listed = (!values.is_empty()).then(|| column().is_in(values));
             return Ok(match (has_null, listed) {
                 (false, None) => Truth::Known(false),
-                (true, None) => Truth::Sql(col(column).is_null()),
-                (false, Some(listed)) => Truth::Sql(col(column).is_not_null().and(listed)),
-                (true, Some(listed)) => Truth::Sql(col(column).is_null().or(listed)),
+                (true, None) => Truth::Sql(column().is_null()),
+                (false, Some(listed)) => Truth::Sql(column().is_not_null().and(listed)),
+                (true, Some(listed)) => Truth::Sql(column().is_null().or(listed)),
             });
         }
         let hits = items
@@ -291,19 +440,25 @@ impl Lowering<'_> {
     }
 
     /// A column as compared by `<` and `~`: text under a byte-wise collation.
-    fn bytewise(&self, column: &Column) -> Expr {
-        match (self.dialect, &column.ty) {
-            (Dialect::Postgres, Ty::Str) => Expr::cust_with_expr(r#"$1 COLLATE "C""#, col(column)),
-            (Dialect::MySql, Ty::Str) => {
-                Expr::cust_with_expr("$1 COLLATE utf8mb4_bin", col(column))
+    fn bytewise(&self, c: &Col<'_>) -> Expr {
+        match (self.dialect, &c.column.ty) {
+            (Dialect::Postgres, Ty::Str) => {
+                Expr::cust_with_expr(r#"$1 COLLATE "C""#, c.expr.clone())
             }
-            _ => col(column),
+            (Dialect::MySql, Ty::Str) => {
+                Expr::cust_with_expr("$1 COLLATE utf8mb4_bin", c.expr.clone())
+            }
+            _ => c.expr.clone(),
         }
     }
 }
 
-fn col(column: &Column) -> Expr {
-    Expr::col(Alias::new(column.name.clone()))
+/// How a hop's sub-query (reading `here`) meets the document it starts from (`from`).
+fn link(hop: &Hop, here: &Scope, from: &Scope) -> Expr {
+    match &hop.link {
+        Link::Forward { column } => here.column("id").eq(from.qualified(column)),
+        Link::Back { column } => here.column(column).eq(from.qualified("id")),
+    }
 }
 
 /// A known value as a parameter for `column`, or `None` for null; the same [`coerce`] as in

@@ -93,8 +93,8 @@ pub fn schema() -> Schema {
 }
 
 /// What a filter caller may read: everything but `private`.
-pub fn readable(name: &str) -> bool {
-    name != "private"
+pub fn readable(_: &Collection, field: &Field) -> bool {
+    field.name != "private"
 }
 
 pub fn compile(source: &str, mode: Mode) -> Result<Rule, Vec<RuleError>> {
@@ -135,5 +135,7 @@ pub fn env<'a>(
         now: now(),
         doc,
         data,
+        guards: None,
+        lookup: None,
     }
 }
