@@ -503,6 +503,19 @@ mod tests {
                     "collections.notes.fields.text.access.read: unknown field \"nope\" @ 6",
                 ],
             ),
+            (
+                "[collections.users]\nauth = true\n[collections.users.access]\nread = \"doc.posts_via_author.title == 'x'\"\n[collections.posts.fields]\nauthor = { type = \"relation\", to = \"users\" }\ntitle = { type = \"string\", access = { read = \"doc.author.verified\" } }\n[collections.posts.access]\nread = \"doc.author.verified\"\n",
+                &[
+                    "collections.posts.fields.title.access.read: a field rule cannot follow relations (use the collection's rules) @ 0",
+                    "collections.users.access.read: read rules follow relations in a loop (users → posts → users): each would need the other to decide @ 0",
+                ],
+            ),
+            (
+                "[collections.posts.fields]\nparent = { type = \"relation\", to = \"posts\" }\n[collections.posts.access]\nread = \"doc.parent == null || doc.parent.parent == null\"\n",
+                &[
+                    "collections.posts.access.read: read rules follow relations in a loop (posts → posts): each would need the other to decide @ 0",
+                ],
+            ),
         ];
         for (config, expected) in cases {
             let (_, policies) = compile(config);

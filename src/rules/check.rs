@@ -808,6 +808,137 @@ mod tests {
         }
     }
 
+    /// Paths across relations (SPEC §10): what checks, and the errors — in filters a field the
+    /// caller may not name reads like a missing one wherever the path reaches it.
+    #[test]
+    fn relation_paths_table() {
+        let accepted = [
+            (Filter, "author.name == 'Ann'"),
+            (Filter, "doc.author.name ~ 'an' && author.verified"),
+            (Filter, "!(author.name == 'x') || author.level > 2"),
+            (Filter, "author.org.name == 'Acme'"),
+            (Filter, "posts_via_parent.title == 'x'"),
+            (Filter, "author.posts_via_author.views > 1"),
+            (Filter, "author.org.users_via_org.name == 'x'"),
+            (Filter, "parent.parent.parent.title == 'x'"),
+            (Filter, "author.name == title && 'Ann' == author.name"),
+            (Filter, "author.name in ['a', 'b', title]"),
+            (Filter, "author.id == 'u1' && author.org == null"),
+            (Filter, "author.nickname == 'x'"),
+            (Filter, "flag == (author.name == 'x')"),
+            (
+                Predicate,
+                "doc.author.password == 'x' && doc.author.private == 'y'",
+            ),
+            (
+                Predicate,
+                "doc.author.role == user.role || doc.author.name in user.scopes",
+            ),
+            (Predicate, "doc.author.name == data.title"),
+        ];
+        for (mode, source) in accepted {
+            if let Err(errors) = compile(source, mode) {
+                panic!("{source}: {errors:?}");
+            }
+        }
+        let cases: Vec<(_, &str, Vec<(usize, &str)>)> = vec![
+            (
+                Filter,
+                "author.password == 'x'",
+                vec![(8, r#"unknown field "password""#)],
+            ),
+            (
+                Filter,
+                "author.private == 'x'",
+                vec![(8, r#"unknown field "private""#)],
+            ),
+            (
+                Filter,
+                "author.nope == 'x'",
+                vec![(8, r#"unknown field "nope""#)],
+            ),
+            (
+                Filter,
+                "users_via_org.name == 'x'",
+                vec![(1, r#"unknown field "users_via_org""#)],
+            ),
+            (
+                Filter,
+                "parent.parent.parent.parent.title == 'x'",
+                vec![(22, "a path may cross at most 3 relations")],
+            ),
+            (
+                Filter,
+                "author.name.x == 'y'",
+                vec![(13, "a string value has no field `x`")],
+            ),
+            (
+                Filter,
+                "title.x == 'y'",
+                vec![(7, "a string value has no field `x`")],
+            ),
+            (
+                Filter,
+                "posts_via_parent == null",
+                vec![(
+                    1,
+                    "`posts_via_parent` needs a field, as in `posts_via_parent.id`",
+                )],
+            ),
+            (
+                Filter,
+                "author.name == parent.title",
+                vec![(13, "only one side of a comparison may cross relations")],
+            ),
+            (
+                Filter,
+                "flag == (author.name == parent.title)",
+                vec![(22, "only one side of a comparison may cross relations")],
+            ),
+            (
+                Filter,
+                "author.verified == (parent.title == 'x')",
+                vec![(17, "only one side of a comparison may cross relations")],
+            ),
+            (
+                Filter,
+                "'x' in [title, author.name]",
+                vec![(16, "an item of a list cannot cross relations")],
+            ),
+            (
+                Filter,
+                "author.name ~ title",
+                vec![(15, "the right side of `~` cannot be a document field")],
+            ),
+            (
+                Filter,
+                "author.name == 3",
+                vec![(16, "cannot compare string with integer")],
+            ),
+            (
+                Predicate,
+                "data.author.name == 'x'",
+                vec![(
+                    13,
+                    "relations are followed from `doc` only (`data` holds the id)",
+                )],
+            ),
+            (
+                Predicate,
+                "data.title.x == 'x'",
+                vec![(12, "a string value has no field `x`")],
+            ),
+        ];
+        for (mode, source, expected) in cases {
+            let errors = compile(source, mode).expect_err(source);
+            let got: Vec<(usize, &str)> = errors
+                .iter()
+                .map(|e| (e.column, e.message.as_str()))
+                .collect();
+            assert_eq!(got, expected, "{source}");
+        }
+    }
+
     /// A filter's `~` work is capped by count and by operand characters (SPEC §7); predicates,
     /// written by the project, are not.
     #[test]

@@ -332,8 +332,9 @@ pub fn from_json(json: &Json, ty: &Ty) -> Result<Val, Fault> {
 mod tests {
     use serde_json::json;
 
+    use super::super::Env;
     use super::super::Mode::Predicate;
-    use super::super::tests::{compile, env, object, user};
+    use super::super::tests::{Tables, compile, env, guards, object, user};
 
     #[test]
     fn eval_table() {
@@ -450,5 +451,110 @@ mod tests {
         let rule = compile("doc.title ~ data.title || true", Predicate).unwrap();
         assert!(!rule.eval(&env(None, Some(&doc), Some(&long))));
         assert!(rule.eval(&env(None, Some(&doc), Some(&short))));
+    }
+
+    /// Relation paths in memory: ANY readable reached document; no document, nothing reached;
+    /// without a lookup (or the guarding rules), a rule that must follow a relation denies.
+    #[test]
+    fn relation_table() {
+        let guards = guards();
+        let mut tables = Tables::default();
+        tables.0.insert(
+            "users".into(),
+            vec![
+                object(json!({"id": "u1", "name": "Ann", "verified": false, "nickname": "an"})),
+                object(json!({"id": "u2", "name": "Bob", "verified": true, "org": "o1"})),
+            ],
+        );
+        tables.0.insert(
+            "orgs".into(),
+            vec![object(json!({"id": "o1", "name": "hidden"}))],
+        );
+        tables.0.insert(
+            "posts".into(),
+            vec![
+                object(json!({"id": "p1", "author": "u2", "flag": true, "parent": null})),
+                object(json!({"id": "p2", "author": "u1", "flag": false, "parent": "p1"})),
+                object(json!({"id": "p3", "author": "u1", "flag": true, "parent": "p1"})),
+            ],
+        );
+        let p1 = tables.0["posts"][0].clone();
+        let p2 = tables.0["posts"][1].clone();
+        let p3 = tables.0["posts"][2].clone();
+        let ann = user("user", None);
+        let with = |user, doc| Env {
+            guards: Some(&guards),
+            lookup: Some(&tables),
+            ..env(user, doc, None)
+        };
+        let cases = [
+            ("doc.author.name == 'Bob'", with(None, Some(&p1)), true),
+            // Ann is not verified: only Ann herself reads her account.
+            ("doc.author.name == 'Ann'", with(None, Some(&p2)), false),
+            (
+                "doc.author.name == 'Ann'",
+                with(Some(&ann), Some(&p2)),
+                true,
+            ),
+            ("!(doc.author.name == 'Ann')", with(None, Some(&p2)), true),
+            // Her nickname is hers alone even where her account is readable.
+            (
+                "doc.author.nickname == 'an'",
+                with(Some(&ann), Some(&p2)),
+                true,
+            ),
+            (
+                "doc.author.org.name == 'hidden'",
+                with(None, Some(&p1)),
+                false,
+            ),
+            ("doc.author.org == 'o1'", with(None, Some(&p1)), true),
+            // Any child: p2 is not readable anonymously, p3 is.
+            (
+                "doc.posts_via_parent.id == 'p2'",
+                with(None, Some(&p1)),
+                false,
+            ),
+            (
+                "doc.posts_via_parent.id == 'p3'",
+                with(None, Some(&p1)),
+                true,
+            ),
+            (
+                "doc.posts_via_parent.id == 'p2'",
+                with(Some(&ann), Some(&p1)),
+                true,
+            ),
+            (
+                "doc.parent.author.name == doc.author",
+                with(Some(&ann), Some(&p2)),
+                false,
+            ),
+            (
+                "doc.parent.author == doc.author",
+                with(Some(&ann), Some(&p3)),
+                false,
+            ),
+            (
+                "doc.parent.author.id != doc.author",
+                with(None, Some(&p3)),
+                true,
+            ),
+            ("doc.author.name == null", with(None, None), false),
+            (
+                "doc.author.name == 'Bob'",
+                env(None, Some(&p1), None),
+                false,
+            ),
+            (
+                "!(doc.author.name == 'Bob')",
+                env(None, Some(&p1), None),
+                false,
+            ),
+        ];
+        for (source, env, expected) in cases {
+            let rule = compile(source, Predicate).unwrap_or_else(|e| panic!("{source}: {e:?}"));
+            assert_eq!(rule.eval(&env), expected, "{source}");
+        }
     }
 }
