@@ -300,10 +300,20 @@ impl Caller {
 
     /// A rule as a condition on the table.
     pub fn condition(&self, rule: &Rule, backend: DbBackend) -> Residual {
+        self.condition_with(rule, None, backend)
+    }
+
+    /// A rule as a condition on the table, with an incoming body as `data`.
+    pub fn condition_with(
+        &self,
+        rule: &Rule,
+        data: Option<&Map<String, Json>>,
+        backend: DbBackend,
+    ) -> Residual {
         if self.system {
             Residual::True
         } else {
-            rule.to_condition(&self.env(None, None), backend)
+            rule.to_condition(&self.env(None, data), backend)
         }
     }
 

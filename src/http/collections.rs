@@ -8,7 +8,7 @@ use serde_json::json;
 use super::State;
 use super::answer::{created, ok};
 use super::error::ApiError;
-use super::extract::{JsonBody, KnownCollection};
+use super::extract::{GetParams, JsonBody, KnownCollection};
 use crate::auth::Principal;
 use crate::records::ListParams;
 use crate::schema::doc_id;
@@ -30,6 +30,7 @@ pub async fn list(
 
 #[handler]
 pub async fn get_one(
+    GetParams { expand }: GetParams,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
     state: Data<&State>,
@@ -37,7 +38,7 @@ pub async fn get_one(
     let doc = state
         .lucent
         .records
-        .find_by_id(&principal, &slug, &id)
+        .find_by_id(&principal, &slug, &id, expand.as_deref())
         .await?;
     Ok(ok(&json!({ "doc": doc })))
 }

@@ -2,13 +2,14 @@
 //! CLI, the account flows and the library API all call these; nothing else reads or writes a
 //! collection's table.
 //!
-//! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (`body` checks what they write), `accounts` holds the account reads and writes the auth flows
-//! need, `params` parses list parameters.
+//! `mod` finds and renders single documents, `query` lists, `expand` puts related documents in
+//! both, `write` creates, updates and deletes (`body` checks what they write), `accounts` holds
+//! the account reads and writes the auth flows need, `params` parses list parameters.
 
 mod accounts;
 mod body;
 mod error;
+mod expand;
 mod params;
 mod query;
 mod write;
@@ -20,6 +21,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
 pub use error::{Error, Result};
+pub use expand::{MAX_BACK_RELATED, MAX_EXPAND_DEPTH, MAX_EXPAND_PATHS, MAX_EXPANDED};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
 
@@ -28,8 +30,8 @@ use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
 use crate::db::{Column, Database, decode_row};
-use crate::rules::Residual;
-use crate::schema::{Collection, Schema};
+use crate::rules::{Residual, Rule};
+use crate::schema::{Collection, Schema, doc_id};
 
 pub use crate::schema::Doc;
 
@@ -175,18 +177,46 @@ impl Records {
         present(collection, doc)
     }
 
-    /// One document by id.
+    /// One document by id, with the relations `expand` names (SPEC §10) under `expand`.
     ///
     /// # Errors
-    /// `NotFound` for an unknown collection or id, or a document the caller may not read.
-    pub async fn find_by_id(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
+    /// `NotFound` for an unknown collection or id, or a document the caller may not read;
+    /// `BadRequest` for a bad `expand`.
+    pub async fn find_by_id(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        id: &str,
+        expand: Option<&str>,
+    ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
         let caller = Caller::new(principal, &self.policies);
         caller.require_scope("read")?;
+        let expand = self.parse_expand(expand, collection, &caller)?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, false)
             .await?;
-        Ok(self.shown(collection, policy, &caller, stored))
+        let mut docs = [self.shown(collection, policy, &caller, stored)];
+        if let Some(expand) = &expand {
+            self.expand(&caller, expand, collection, &mut docs, MAX_EXPANDED)
+                .await?;
+        }
+        let [doc] = docs;
+        Ok(doc)
+    }
+
+    /// An `expand` parameter checked for this caller; `None` when there is none.
+    fn parse_expand(
+        &self,
+        text: Option<&str>,
+        collection: &Collection,
+        caller: &Caller,
+    ) -> Result<Option<expand::Expand>> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let names = caller.names(&self.schema, self.db.backend());
+        expand::Expand::parse(text, &self.schema, collection, &names).map(Some)
     }
 
     /// Loads a stored row the caller may read, or `NotFound`.
@@ -207,6 +237,35 @@ impl Records {
         self.load(collection, plan, id, read, from_writer)
             .await?
             .ok_or(Error::NotFound)
+    }
+
+    /// Whether `rule` (an update or delete rule) lets the caller change the stored document
+    /// `stored` with body `data`. In memory; but a rule that follows relations needs the
+    /// related documents, which are in the database: it is asked there, as a condition on the
+    /// row, on the writer (so it sees what the write that follows will see).
+    async fn permits(
+        &self,
+        collection: &Collection,
+        caller: &Caller,
+        rule: &Rule,
+        stored: &Doc,
+        data: Option<&Doc>,
+    ) -> Result<bool> {
+        if !rule.crosses_relations() {
+            return Ok(caller.allows(rule, Some(stored), data));
+        }
+        let condition = match caller.condition_with(rule, data, self.db.backend()) {
+            Residual::True => return Ok(true),
+            Residual::False => return Ok(false),
+            Residual::Cond(condition) => condition,
+        };
+        let mut select = Query::select();
+        select
+            .column(Alias::new("id"))
+            .from(Alias::new(&collection.slug))
+            .and_where(Expr::col(Alias::new("id")).eq(doc_id(stored)))
+            .cond_where(condition);
+        Ok(self.db.writer().query_one(&select).await?.is_some())
     }
 
     /// Loads a whole stored row (hidden fields too) by id, if it also matches `condition`.

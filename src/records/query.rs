@@ -4,7 +4,7 @@
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query};
 
-use super::{Error, ListParams, ListQuery, Records, Result};
+use super::{Error, ListParams, ListQuery, MAX_EXPANDED, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
 use crate::db::{Column, decode_row};
@@ -57,6 +57,7 @@ impl Records {
         let nameable = self.nameable(collection, policy, &caller);
         let readable = |i: usize| nameable[i];
         let query = ListQuery::parse(params, collection, self.max_limit, &readable)?;
+        let expand = self.parse_expand(params.expand.as_deref(), collection, &caller)?;
         let mut condition = Condition::all();
         let mut nothing = false;
         match caller.condition(&policy.read, backend) {
@@ -85,10 +86,19 @@ impl Records {
             return Ok(page);
         }
 
-        let columns = match &query.select {
+        let mut columns = match &query.select {
             Some(columns) => columns.clone(),
             None => visible_columns(collection, &nameable, policy),
         };
+        // The relation fields `expand` follows, loaded even when `select` leaves them out (and
+        // dropped again after expanding), so a document's shape depends on `select` alone.
+        let mut unselected = Vec::new();
+        for field in expand.iter().flat_map(|e| e.forward_fields()) {
+            if !columns.contains(&Column::Field(field)) {
+                columns.push(Column::Field(field));
+                unselected.push(collection.fields[field].name.clone());
+            }
+        }
         let table = Alias::new(&collection.slug);
         let mut select = Query::select();
         select.from(table.clone()).cond_where(condition.clone());
@@ -136,13 +146,22 @@ impl Records {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
         };
-        let docs = rows
+        let mut docs = rows
             .iter()
             .map(|row| {
                 decode_row(row, collection, &columns, backend)
                     .map(|doc| self.shown(collection, policy, &caller, doc))
             })
             .collect::<std::result::Result<Vec<_>, _>>()?;
+        if let Some(expand) = &expand {
+            self.expand(&caller, expand, collection, &mut docs, MAX_EXPANDED)
+                .await?;
+            for doc in &mut docs {
+                for name in &unselected {
+                    doc.remove(name);
+                }
+            }
+        }
         let total_pages = total_docs.div_ceil(query.limit);
         Ok(Page {
             docs,

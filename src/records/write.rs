@@ -100,7 +100,10 @@ impl Records {
         let mut stored = self
             .load_readable(collection, plan, policy, &caller, id, true)
             .await?;
-        if !caller.allows(&policy.update, Some(&stored), data) {
+        if !self
+            .permits(collection, &caller, &policy.update, &stored, data)
+            .await?
+        {
             return Err(denied(&caller, "you may not update this document"));
         }
         self.check_field_rules(
@@ -162,7 +165,10 @@ impl Records {
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, true)
             .await?;
-        if !caller.allows(&policy.delete, Some(&stored), None) {
+        if !self
+            .permits(collection, &caller, &policy.delete, &stored, None)
+            .await?
+        {
             return Err(denied(&caller, "you may not delete this document"));
         }
         let mut delete = Query::delete();

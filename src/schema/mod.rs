@@ -16,7 +16,7 @@ pub use value::{
 
 /// What a collection slug must match (and not be one of [`RESERVED_SLUGS`]).
 pub const SLUG_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,62}$";
-/// What a field name must match (and not be one of [`SYSTEM_FIELDS`]).
+/// What a field name must match (and not be one of [`SYSTEM_FIELDS`] or [`RESERVED_FIELDS`]).
 pub const FIELD_NAME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_]{0,62}$";
 
 /// Route segments of `/api/<segment>` that Lucent serves itself, which a collection slug must not
@@ -32,6 +32,10 @@ pub const ON_DELETE: [(&str, OnDelete); 3] = [
 
 /// Field names Lucent manages on every collection; declaring them is a config error.
 pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
+
+/// Names a document's answer uses for something else (`expand` holds expanded relations);
+/// declaring them is a config error.
+pub const RESERVED_FIELDS: [&str; 1] = ["expand"];
 
 /// Every collection of a configuration, in declaration order.
 #[derive(Debug, Clone, Default)]
