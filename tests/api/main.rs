@@ -19,6 +19,7 @@ mod lists;
 mod migrations;
 mod openapi;
 mod operations;
+mod relations;
 mod scenario;
 mod serving;
 mod static_site;
