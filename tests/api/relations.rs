@@ -340,7 +340,7 @@ async fn bad_expand_paths_are_400_and_unreadable_ones_read_like_unknown_fields()
             let answer = as_ann(format!("/api/users/{}?expand={expand}", w.ann.id)).await;
             assert_eq!(message(&answer), for_name(expand));
         }
-        let eleven = vec!["author"; 11].join(",");
+        let eleven = ["author"; 11].join(",");
         for (query, expected) in [
             (format!("expand={eleven}"), "expand takes at most 10 paths"),
             (
@@ -364,7 +364,7 @@ async fn bad_expand_paths_are_400_and_unreadable_ones_read_like_unknown_fields()
             assert_eq!(message(&answer), expected, "{query}");
         }
         // Ten paths (repeated ones share their queries) and three levels are fine.
-        let ten = vec!["author.org.users_via_org"; 10].join(",");
+        let ten = ["author.org.users_via_org"; 10].join(",");
         w.ann.who.get(s, &format!("/api/posts?expand={ten}")).await;
         // The document route takes `expand` and nothing else.
         let answer = as_ann(format!("/api/posts/{}?select=title", w.p1)).await;
