@@ -3,7 +3,7 @@
 //! and an expiry. What a key-management request may do is decided in `accounts::api_keys`.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
+use sea_orm::sea_query::{Alias, DeleteStatement, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult};
 
 use super::secret::digest;
@@ -198,12 +198,19 @@ pub async fn revoke(
 /// # Errors
 /// Database failures.
 pub async fn delete_of_user(db: &Database, collection: &str, user_id: &str) -> Result<(), DbErr> {
+    let delete = delete_of_user_statement(collection, user_id);
+    db.writer().execute(&delete).await.map(|_| ())
+}
+
+/// The statement of [`delete_of_user`], for a write that deletes the account in the same
+/// transaction.
+pub fn delete_of_user_statement(collection: &str, user_id: &str) -> DeleteStatement {
     let mut delete = Query::delete();
     delete
         .from_table(ApiKeys::Table)
         .and_where(Expr::col(ApiKeys::Collection).eq(collection))
         .and_where(Expr::col(ApiKeys::UserId).eq(user_id));
-    db.writer().execute(&delete).await.map(|_| ())
+    delete
 }
 
 /// Records that a key was used now, at most every [`LAST_USED_EVERY`].

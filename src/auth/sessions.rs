@@ -3,7 +3,7 @@
 //! one database behave as one server: a session ended on one is ended on all at once.
 
 use chrono::{DateTime, Utc};
-use sea_orm::sea_query::{Expr, ExprTrait, Order, Query, SimpleExpr};
+use sea_orm::sea_query::{DeleteStatement, Expr, ExprTrait, Order, Query, SimpleExpr};
 use sea_orm::{ConnectionTrait, DbErr, QueryResult, TransactionTrait};
 
 use crate::db::Database;
@@ -211,6 +211,17 @@ pub async fn delete_of_user(
     user_id: &str,
     keep: Option<&str>,
 ) -> Result<u64, DbErr> {
+    let delete = delete_of_user_statement(collection, user_id, keep);
+    Ok(db.writer().execute(&delete).await?.rows_affected())
+}
+
+/// The statement of [`delete_of_user`], for a write that must end the sessions in the same
+/// transaction as it changes the account.
+pub fn delete_of_user_statement(
+    collection: &str,
+    user_id: &str,
+    keep: Option<&str>,
+) -> DeleteStatement {
     let mut delete = Query::delete();
     delete
         .from_table(Sessions::Table)
@@ -219,5 +230,5 @@ pub async fn delete_of_user(
     if let Some(keep) = keep {
         delete.and_where(Expr::col(Sessions::Id).ne(keep));
     }
-    Ok(db.writer().execute(&delete).await?.rows_affected())
+    delete
 }

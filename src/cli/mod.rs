@@ -151,7 +151,10 @@ fn check(path: PathBuf) -> ExitCode {
             .iter()
             .filter(|f| !f.hidden)
             .map(|f| match &f.kind {
-                FieldKind::Relation { to, .. } => format!("{} → {to}", f.name),
+                FieldKind::Relation { to, many: None, .. } => format!("{} → {to}", f.name),
+                FieldKind::Relation {
+                    to, many: Some(_), ..
+                } => format!("{} → [{to}]", f.name),
                 kind => format!(
                     "{}: {}{}",
                     f.name,

@@ -11,9 +11,9 @@ use regex::Regex;
 use super::raw::{RawAuthCollection, RawCollection, RawField, RawFieldAccess};
 use super::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 use crate::schema::{
-    AuthOptions, Collection, CollectionAccess, FIELD_NAME_PATTERN, Field, FieldAccess, FieldKind,
-    FieldRole, Gaps, ON_DELETE, OnDelete, PredicateSource, RESERVED_FIELDS, RESERVED_SLUGS,
-    SLUG_PATTERN, SYSTEM_FIELDS, Schema, Unsure, Value,
+    AuthOptions, Collection, CollectionAccess, DEFAULT_MAX_ITEMS, FIELD_NAME_PATTERN, Field,
+    FieldAccess, FieldKind, FieldRole, Gaps, MAX_MAX_ITEMS, ON_DELETE, OnDelete, PredicateSource,
+    RESERVED_FIELDS, RESERVED_SLUGS, SLUG_PATTERN, SYSTEM_FIELDS, Schema, Unsure, Value,
 };
 
 static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(SLUG_PATTERN).expect("valid regex"));
@@ -303,11 +303,25 @@ fn build_field(
                     }
                 },
             };
-            match &raw.to {
-                Some(to) => FieldKind::Relation {
-                    to: to.clone(),
-                    on_delete,
-                },
+            let many = match (raw.many, raw.max_items) {
+                (Some(true), max_items) => Some(max_items.unwrap_or(DEFAULT_MAX_ITEMS)),
+                (_, None) => None,
+                (_, Some(_)) => {
+                    report(
+                        "max_items",
+                        "`max_items` applies only to a to-many relation (`many = true`)".into(),
+                    );
+                    None
+                }
+            };
+            if let Some(max_items) = many.filter(|n| !(1..=MAX_MAX_ITEMS).contains(n)) {
+                report(
+                    "max_items",
+                    format!("`max_items` must be from 1 to {MAX_MAX_ITEMS}, got {max_items}"),
+                );
+            }
+            let to = match &raw.to {
+                Some(to) => to.clone(),
                 None => {
                     if !bad.contains("to") {
                         report(
@@ -315,11 +329,13 @@ fn build_field(
                             "a relation field needs `to = \"<collection>\"`".into(),
                         );
                     }
-                    FieldKind::Relation {
-                        to: String::new(),
-                        on_delete,
-                    }
+                    String::new()
                 }
+            };
+            FieldKind::Relation {
+                to,
+                on_delete,
+                many,
             }
         }
         other => {
@@ -333,6 +349,39 @@ fn build_field(
             return None;
         }
     };
+    if (raw.many.is_some() || raw.max_items.is_some())
+        && !matches!(kind, FieldKind::Relation { .. })
+    {
+        let key = if raw.many.is_some() {
+            "many"
+        } else {
+            "max_items"
+        };
+        report(
+            key,
+            "`many` and `max_items` apply only to relation fields".into(),
+        );
+    }
+    if kind.max_items().is_some() {
+        // A list has no column: nothing to make unique or index (its join table is indexed
+        // both ways), no text to measure, and no default list.
+        let refused = [
+            ("unique", raw.unique.is_some()),
+            ("index", raw.index.is_some()),
+            ("default", raw.default.is_some()),
+            ("min_length", raw.min_length.is_some()),
+            ("max_length", raw.max_length.is_some()),
+            ("pattern", raw.pattern.is_some()),
+        ];
+        for (key, given) in refused {
+            if given {
+                report(
+                    key,
+                    format!("`{key}` does not apply to a to-many relation (`many = true`)"),
+                );
+            }
+        }
+    }
     if raw.options.is_some() && !matches!(kind, FieldKind::Select(_)) {
         report("options", "`options` applies only to select fields".into());
     }
@@ -353,6 +402,7 @@ fn build_field(
     }
     if (raw.min_length.is_some() || raw.max_length.is_some() || raw.pattern.is_some())
         && !kind.is_textual()
+        && kind.max_items().is_none()
     {
         report(
             "max_length",

@@ -42,7 +42,18 @@ const TYPE_OPTIONS: &[(&[&str], &[&str])] = &[
     (&["options"], &["select"]),
     (&["min", "max"], &["integer", "number"]),
     (&["min_length", "max_length", "pattern"], TEXTUAL),
-    (&["to", "on_delete"], &["relation"]),
+    (&["to", "on_delete", "many", "max_items"], &["relation"]),
+];
+
+/// Options a to-many relation (`many = true`) does not take: it has no column to make unique or
+/// index, no text to measure, and no default list. `max_items` needs `many = true`.
+const NOT_WITH_MANY: &[&str] = &[
+    "unique",
+    "index",
+    "default",
+    "min_length",
+    "max_length",
+    "pattern",
 ];
 
 /// Options a field type needs.
@@ -196,6 +207,16 @@ pub fn field_type_rules(schema: &mut Schema) {
             "then": {"properties": {"default": {"type": value_type}}},
         }));
     }
+    let many = json!({"properties": {"many": {"const": true}}, "required": ["many"]});
+    let refused: Map<String, Json> = NOT_WITH_MANY
+        .iter()
+        .map(|option| (option.to_string(), json!(false)))
+        .collect();
+    rules.push(json!({"if": many, "then": {"properties": refused}}));
+    rules.push(json!({
+        "if": {"not": many},
+        "then": {"properties": {"max_items": false}},
+    }));
     schema.insert("allOf".into(), Json::Array(rules));
 }
 
@@ -314,6 +335,11 @@ mod tests {
             "pattern" => "pattern = '[a-z]+'",
             "to" => "to = 'posts'",
             "on_delete" => "on_delete = 'cascade'",
+            "many" => "many = true",
+            "max_items" => "many = true, max_items = 5",
+            "unique" => "unique = true",
+            "index" => "index = true",
+            "default" => "default = 'x'",
             other => panic!("no sample for {other}"),
         }
     }
@@ -365,6 +391,40 @@ mod tests {
                 "{kind} without {option}: {errors}"
             );
         }
+    }
+
+    /// What the schema refuses beside `many = true` the loader refuses too, and `max_items`
+    /// needs `many = true` in both.
+    #[test]
+    fn to_many_options_agree_with_the_loader() {
+        assert!(loads("relation", &["many = true"]));
+        assert!(loads("relation", &["many = false"]));
+        assert!(!loads("relation", &["max_items = 5"]));
+        assert!(!loads("relation", &["many = false", "max_items = 5"]));
+        for option in NOT_WITH_MANY {
+            assert!(loads("relation", &[sample(option)]), "{option} alone");
+            assert!(
+                !loads("relation", &["many = true", sample(option)]),
+                "{option} with many"
+            );
+        }
+        let schema = collection_file();
+        let rules = schema["$defs"]["Field"]["allOf"].as_array().unwrap();
+        let with_many = rules
+            .iter()
+            .find(|rule| rule["if"]["properties"]["many"] == json!({"const": true}))
+            .unwrap();
+        let refused: Vec<&str> = with_many["then"]["properties"]
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        let mut expected = NOT_WITH_MANY.to_vec();
+        expected.sort_unstable();
+        let mut refused = refused;
+        refused.sort_unstable();
+        assert_eq!(refused, expected);
     }
 
     /// Every key of the generated schema is one the loader knows, and the other way round:

@@ -531,6 +531,70 @@ mod tests {
                 &[],
                 &["collections.posts.fields.r.to: a relation field needs"],
             ),
+            // To-many relations: `max_items` needs `many`; options a list cannot take are
+            // refused one by one, each at its key.
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", many = true, max_items = 5 }\n",
+                &[],
+                &[],
+            ),
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", max_items = 5 }\n",
+                &[],
+                &[
+                    "collections.posts.fields.t.max_items: `max_items` applies only to a to-many relation",
+                ],
+            ),
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", many = false, max_items = 5 }\n",
+                &[],
+                &[
+                    "collections.posts.fields.t.max_items: `max_items` applies only to a to-many relation",
+                ],
+            ),
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", many = true, max_items = 0 }\n",
+                &[],
+                &[
+                    "collections.posts.fields.t.max_items: `max_items` must be from 1 to 1000, got 0",
+                ],
+            ),
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", many = true, max_items = 1001 }\n",
+                &[],
+                &["collections.posts.fields.t.max_items: `max_items` must be from 1 to 1000"],
+            ),
+            (
+                "[collections.posts.fields]\nn = { type = \"string\", many = true }\n",
+                &[],
+                &[
+                    "collections.posts.fields.n.many: `many` and `max_items` apply only to relation fields",
+                ],
+            ),
+            (
+                "[collections.posts.fields]\nn = { type = \"integer\", max_items = 3 }\n",
+                &[],
+                &[
+                    "collections.posts.fields.n.max_items: `many` and `max_items` apply only to relation fields",
+                ],
+            ),
+            (
+                "[collections.tags]\n[collections.posts.fields]\nt = { type = \"relation\", to = \"tags\", many = true, unique = true, index = true, default = [\"a\"], min_length = 1, max_length = 9, pattern = \"a\" }\n",
+                &[],
+                &[
+                    "collections.posts.fields.t.unique: `unique` does not apply to a to-many relation",
+                    "collections.posts.fields.t.index: `index` does not apply",
+                    "collections.posts.fields.t.default: `default` does not apply",
+                    "collections.posts.fields.t.min_length: `min_length` does not apply",
+                    "collections.posts.fields.t.max_length: `max_length` does not apply",
+                    "collections.posts.fields.t.pattern: `pattern` does not apply",
+                ],
+            ),
+            (
+                "[collections.posts.fields]\nt = { type = \"relation\", to = \"nope\", many = true }\n",
+                &[],
+                &["collections.posts.fields.t.to: relation to unknown collection `nope`"],
+            ),
             (
                 "[collections.posts.fields]\ncreatedAt = { type = \"datetime\" }\n",
                 &[],

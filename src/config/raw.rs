@@ -294,6 +294,11 @@ pub struct RawField {
     /// relation: what deleting the target does to this document.
     #[schemars(with = "Option<OnDeleteName>")]
     pub on_delete: Option<String>,
+    /// relation: a list of ids (an array, order kept, no duplicates) instead of one id.
+    pub many: Option<bool>,
+    /// relation with `many = true`: the most ids a list holds (1 to 1000). Default 100.
+    #[schemars(range(min = 1, max = 1000))]
+    pub max_items: Option<usize>,
 }
 
 /// `auth = true` or `auth = { ... }`, for the editor schema (here, beside the types it names).

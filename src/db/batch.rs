@@ -1,6 +1,8 @@
 //! Group commit for SQLite: record writes queue for the one writer connection, and whatever has
 //! queued while the previous commit ran is written in one transaction, each statement under its
-//! own savepoint so a failing one (a unique violation) fails alone. A commit appends every page a
+//! own savepoint so a failing one (a unique violation) fails alone. A job may be several statements
+//! (a document and its relation lists, a deleted account and its sessions): they share one
+//! savepoint, so they are written all together or not at all. A commit appends every page a
 //! write touched to the WAL; one commit for many writes is what lets creates outrun a
 //! commit-per-write server. Answers are sent only after the commit, so an acknowledged write is
 //! durable like any other.
@@ -12,8 +14,8 @@ use tokio::sync::{mpsc, oneshot};
 const MAX_BATCH: usize = 128;
 
 struct Job {
-    statement: Statement,
-    reply: oneshot::Sender<Result<u64, DbErr>>,
+    statements: Vec<Statement>,
+    reply: oneshot::Sender<Result<Vec<u64>, DbErr>>,
 }
 
 /// The queue in front of the writer connection.
@@ -36,14 +38,15 @@ impl WriteQueue {
         Self { jobs }
     }
 
-    /// Executes one statement; returns the rows it affected once its transaction committed.
+    /// Executes statements all together or not at all; returns the rows each affected once
+    /// their transaction committed.
     ///
     /// # Errors
-    /// The statement's own error, or the commit's.
-    pub async fn execute(&self, statement: Statement) -> Result<u64, DbErr> {
+    /// The first failing statement's error (then none of them is written), or the commit's.
+    pub async fn execute(&self, statements: Vec<Statement>) -> Result<Vec<u64>, DbErr> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { statement, reply })
+            .send(Job { statements, reply })
             .map_err(|_| DbErr::Custom("the write queue has stopped".into()))?;
         answer
             .await
@@ -60,17 +63,18 @@ async fn run(writer: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>
                 Err(_) => break,
             }
         }
-        if jobs.len() == 1 {
-            let job = jobs.pop().expect("one job");
+        if jobs.len() == 1 && jobs[0].statements.len() == 1 {
+            let mut job = jobs.pop().expect("one job");
+            let statement = job.statements.pop().expect("one statement");
             let result = writer
-                .execute_raw(job.statement)
+                .execute_raw(statement)
                 .await
-                .map(|r| r.rows_affected());
+                .map(|r| vec![r.rows_affected()]);
             let _ = job.reply.send(result);
             continue;
         }
         let (statements, replies): (Vec<_>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.statement, j.reply)).unzip();
+            jobs.into_iter().map(|j| (j.statements, j.reply)).unzip();
         match write_batch(&writer, statements).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -86,31 +90,15 @@ async fn run(writer: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>
     }
 }
 
-/// One transaction; each statement's own outcome, or the transaction's failure.
+/// One transaction; each job's own outcome, or the transaction's failure.
 async fn write_batch(
     writer: &DatabaseConnection,
-    statements: Vec<Statement>,
-) -> Result<Vec<Result<u64, DbErr>>, DbErr> {
+    jobs: Vec<Vec<Statement>>,
+) -> Result<Vec<Result<Vec<u64>, DbErr>>, DbErr> {
     let transaction = writer.begin().await?;
-    let mut results = Vec::with_capacity(statements.len());
-    for statement in statements {
-        transaction
-            .execute_unprepared("SAVEPOINT lucent_write")
-            .await?;
-        match transaction.execute_raw(statement).await {
-            Ok(done) => {
-                transaction
-                    .execute_unprepared("RELEASE lucent_write")
-                    .await?;
-                results.push(Ok(done.rows_affected()));
-            }
-            Err(error) => {
-                transaction
-                    .execute_unprepared("ROLLBACK TO lucent_write; RELEASE lucent_write")
-                    .await?;
-                results.push(Err(error));
-            }
-        }
+    let mut results = Vec::with_capacity(jobs.len());
+    for statements in jobs {
+        results.push(super::unit::all_or_nothing(&transaction, statements).await?);
     }
     transaction.commit().await?;
     Ok(results)

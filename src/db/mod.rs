@@ -7,6 +7,7 @@ mod lanes;
 pub mod migrate;
 mod rows;
 pub mod system;
+mod unit;
 
 use std::path::Path;
 use std::str::FromStr;
@@ -27,6 +28,7 @@ use sea_orm::{
 pub use ddl::{datetime_type, table_statements};
 pub use lanes::{Lanes, Lifted};
 pub use rows::{Column, decode_row, to_sql_value};
+pub use unit::Writes;
 
 use crate::config::DatabaseConfig;
 
@@ -162,7 +164,10 @@ impl Database {
             // power loss can roll back the last transactions.
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
-            .foreign_keys(true);
+            .foreign_keys(true)
+            // The cascade trigger of a to-many list (`ddl::cascade_trigger`) runs nested in
+            // itself when a chain of deletes passes the same list twice.
+            .pragma("recursive_triggers", "ON");
         // The database holds every secret Lucent keeps. SQLite creates a missing file under the
         // process's umask (often world-readable) and gives the WAL and shared-memory files the
         // database file's mode, so the file is made here, owner-only, before SQLite opens it.
@@ -208,14 +213,7 @@ impl Database {
     /// The statement's error (constraint violations included).
     pub async fn write<S: StatementBuilder>(&self, statement: &S) -> Result<u64, DbErr> {
         let statement = self.backend.build(statement);
-        match &self.queue {
-            Some(queue) => queue.execute(statement).await,
-            None => self
-                .write
-                .execute_raw(statement)
-                .await
-                .map(|r| r.rows_affected()),
-        }
+        Ok(self.write_all(vec![statement]).await?[0])
     }
 
     /// Runs `work` on a record reader. If the returned future is dropped (the client went

@@ -55,6 +55,9 @@ pub fn to_sql_value(kind: &FieldKind, value: &Value, backend: DbBackend) -> SqlV
             DbBackend::Sqlite => SqlValue::String(Some(j.to_string())),
             _ => SqlValue::Json(Some(Box::new(j.clone()))),
         },
+        // A list has no column (its ids are join rows, written by records); should one ever be
+        // bound, it is its JSON text.
+        Value::List(_) => SqlValue::String(Some(value.to_json().to_string())),
     }
 }
 
@@ -64,7 +67,8 @@ fn time(row: &QueryResult, index: usize) -> Result<Json, DbErr> {
         .map_or(Json::Null, |t| Json::String(format_time(&t))))
 }
 
-/// Decodes the selected columns of `row` into a JSON object, in `columns` order.
+/// Decodes the selected columns of `row` into a JSON object, in `columns` order. `columns` name
+/// columns only (no to-many relation: its ids are loaded from its join table).
 ///
 /// # Errors
 /// When a column does not hold what its type promises (a database changed behind Lucent's back).

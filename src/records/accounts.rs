@@ -5,14 +5,15 @@
 //! sessions and keys with it. The account flows (`accounts`) call these; nothing else touches an
 //! auth collection's table.
 
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Func, Order};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, QueryResult, Statement};
 
+use super::lists::attach_lists;
 use super::{Error, Records, Result};
 use crate::auth::keys::{self, KeyRow};
 use crate::auth::password::check_policy;
 use crate::auth::sessions;
-use crate::db::{decode_row, to_sql_value};
+use crate::db::{Column, decode_row, to_sql_value};
 use crate::schema::{Collection, Doc, FieldKind, FieldRole, Value, now};
 
 /// A password that passed the policy, as its argon2id hash.
@@ -44,13 +45,14 @@ impl Records {
         }
         // A reader sees every committed change (a session ended a moment ago included) and does
         // not queue behind writes; authentication's own never queues behind record reads.
-        let row = self
+        let backend = self.db.backend();
+        Ok(self
             .db
-            .read_auth(async |c| c.query_one(&select).await)
-            .await?;
-        Ok(row
-            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
-            .transpose()?)
+            .read_auth(async |c| {
+                let row = c.query_one(&select).await?;
+                with_lists(c, collection, row, &plan.all_columns, backend).await
+            })
+            .await?)
     }
 
     /// The account an API key belongs to (found by the key's digest), with its collection and the
@@ -66,16 +68,22 @@ impl Records {
             let plan = &self.plans[index];
             let mut select = plan.select_all.clone();
             keys::join_owner(&mut select, &collection.slug, &collection.slug, key_hash);
-            let Some(row) = self
+            let backend = self.db.backend();
+            let found = self
                 .db
-                .read_auth(async |c| c.query_one(&select).await)
-                .await?
-            else {
-                continue;
-            };
-            let doc = decode_row(&row, collection, &plan.all_columns, self.db.backend())?;
-            let key = KeyRow::from_row(&row, plan.all_columns.len())?;
-            return Ok(Some((doc, key)));
+                .read_auth(async |c| {
+                    let Some(row) = c.query_one(&select).await? else {
+                        return Ok(None);
+                    };
+                    let key = KeyRow::from_row(&row, plan.all_columns.len())?;
+                    let doc =
+                        with_lists(c, collection, Some(row), &plan.all_columns, backend).await?;
+                    Ok(doc.map(|doc| (doc, key)))
+                })
+                .await?;
+            if found.is_some() {
+                return Ok(found);
+            }
         }
         Ok(None)
     }
@@ -97,10 +105,16 @@ impl Records {
                     .eq(Func::lower(Expr::val(identifier))),
             );
         }
-        let row = self.db.writer().query_one(&select).await?;
-        Ok(row
-            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
-            .transpose()?)
+        let writer = self.db.writer();
+        let row = writer.query_one(&select).await?;
+        Ok(with_lists(
+            writer,
+            collection,
+            row,
+            &plan.all_columns,
+            self.db.backend(),
+        )
+        .await?)
     }
 
     /// The account whose email field `field` holds `address` (stored lower-cased); the oldest one
@@ -120,10 +134,16 @@ impl Records {
             .and_where(Expr::col(Alias::new(field)).eq(address.to_lowercase()))
             .order_by((Alias::new(&collection.slug), Alias::new("id")), Order::Asc)
             .limit(1);
-        let row = self.db.writer().query_one(&select).await?;
-        Ok(row
-            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
-            .transpose()?)
+        let writer = self.db.writer();
+        let row = writer.query_one(&select).await?;
+        Ok(with_lists(
+            writer,
+            collection,
+            row,
+            &plan.all_columns,
+            self.db.backend(),
+        )
+        .await?)
     }
 
     /// Marks an account's address verified (a verification link was followed).
@@ -228,25 +248,52 @@ impl Records {
     }
 
     /// A new password or login ends every session of the account but `keep` (the one that made
-    /// the change).
-    pub(super) async fn credentials_changed(
+    /// the change): the statements, written with the change.
+    pub(super) fn credentials_changed(
         &self,
         collection: &Collection,
         id: &str,
         keep: Option<&str>,
-    ) -> Result<()> {
-        sessions::delete_of_user(&self.db, &collection.slug, id, keep).await?;
-        Ok(())
+    ) -> Vec<Statement> {
+        let backend = self.db.backend();
+        vec![backend.build(&sessions::delete_of_user_statement(
+            &collection.slug,
+            id,
+            keep,
+        ))]
     }
 
-    /// A deleted account's sessions and keys go with it.
-    pub(super) async fn account_deleted(&self, collection: &Collection, id: &str) -> Result<()> {
-        if collection.auth.is_some() {
-            sessions::delete_of_user(&self.db, &collection.slug, id, None).await?;
-            keys::delete_of_user(&self.db, &collection.slug, id).await?;
+    /// A deleted account's sessions and keys go with it: the statements, written with the
+    /// delete.
+    pub(super) fn account_deleted(&self, collection: &Collection, id: &str) -> Vec<Statement> {
+        let backend = self.db.backend();
+        if collection.auth.is_none() {
+            return Vec::new();
         }
-        Ok(())
+        vec![
+            backend.build(&sessions::delete_of_user_statement(
+                &collection.slug,
+                id,
+                None,
+            )),
+            backend.build(&keys::delete_of_user_statement(&collection.slug, id)),
+        ]
     }
+}
+
+/// A stored account row as a document, with its lists (if its collection has any).
+async fn with_lists<C: ConnectionTrait>(
+    connection: &C,
+    collection: &Collection,
+    row: Option<QueryResult>,
+    columns: &[Column],
+    backend: DbBackend,
+) -> std::result::Result<Option<Doc>, DbErr> {
+    let Some(row) = row else { return Ok(None) };
+    let mut docs = [decode_row(&row, collection, columns, backend)?];
+    attach_lists(connection, collection, None, &mut docs).await?;
+    let [doc] = docs;
+    Ok(Some(doc))
 }
 
 fn field_of_role(collection: &Collection, role: FieldRole) -> Option<&crate::schema::Field> {

@@ -3,7 +3,6 @@
 //! account changing its credentials, and relation targets — every problem collected and reported
 //! at once.
 
-use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use serde_json::Value as Json;
 
@@ -11,6 +10,7 @@ use super::{Doc, Error, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
 use crate::auth::password::check_policy;
+use crate::db::Writes;
 use crate::schema::{Collection, FieldError, FieldKind, FieldRole, SYSTEM_FIELDS, Value};
 
 /// The body key carrying the current password when an account changes its password or login.
@@ -60,6 +60,7 @@ impl Records {
     /// Returns the values to write, by field index (a new password already hashed).
     pub(super) async fn check_body(
         &self,
+        writes: Writes<'_>,
         principal: &Principal,
         collection: &Collection,
         body: &Json,
@@ -172,7 +173,7 @@ impl Records {
         // (one statement fewer per write); only a body that fails anyway is checked here, so it
         // reports every failing field at once.
         if !errors.is_empty() {
-            errors.extend(self.missing_targets(collection, &values).await?);
+            errors.extend(self.missing_targets(writes, collection, &values).await?);
         }
         if let (Some(stored), Some(auth)) = (stored, &collection.auth)
             && errors.is_empty()
@@ -227,32 +228,57 @@ impl Records {
     /// The relation values whose target does not exist.
     pub(super) async fn missing_targets(
         &self,
+        writes: Writes<'_>,
         collection: &Collection,
         values: &[(usize, Value)],
     ) -> Result<Vec<FieldError>> {
         let mut errors = Vec::new();
         for (index, value) in values {
             let field = &collection.fields[*index];
-            if let (FieldKind::Relation { to, .. }, Value::Text(id)) = (&field.kind, value)
-                && !self.exists(to, id).await?
-            {
-                errors.push(FieldError::new(
-                    &field.name,
-                    "invalid_relation",
-                    format!("no {to} document has id \"{id}\""),
-                ));
-            }
+            let FieldKind::Relation { to, .. } = &field.kind else {
+                continue;
+            };
+            let ids = match value {
+                Value::Text(id) => std::slice::from_ref(id),
+                Value::List(ids) => ids.as_slice(),
+                _ => continue,
+            };
+            let missing = self.missing(writes, to, ids).await?;
+            let message = match missing.as_slice() {
+                [] => continue,
+                [id] => format!("no {to} document has id \"{id}\""),
+                ids => format!(
+                    "no {to} documents have ids {}",
+                    ids.iter()
+                        .map(|id| format!("\"{id}\""))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
+            errors.push(FieldError::new(&field.name, "invalid_relation", message));
         }
         Ok(errors)
     }
 
-    async fn exists(&self, slug: &str, id: &str) -> Result<bool> {
+    /// Which of `ids` (in their order) no document of `slug` has: one query.
+    async fn missing(&self, writes: Writes<'_>, slug: &str, ids: &[String]) -> Result<Vec<String>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
         let mut select = Query::select();
         select
-            .expr(Expr::val(1))
+            .column(Alias::new("id"))
             .from(Alias::new(slug))
-            .and_where(Expr::col(Alias::new("id")).eq(id));
-        Ok(self.db.writer().query_one(&select).await?.is_some())
+            .and_where(Expr::col(Alias::new("id")).is_in(ids.iter().map(String::as_str)));
+        let mut found = std::collections::HashSet::with_capacity(ids.len());
+        for row in writes.query_all(&select).await? {
+            found.insert(row.try_get_by_index::<String>(0)?);
+        }
+        Ok(ids
+            .iter()
+            .filter(|id| !found.contains(*id))
+            .cloned()
+            .collect())
     }
 }
 

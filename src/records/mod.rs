@@ -3,13 +3,15 @@
 //! collection's table.
 //!
 //! `mod` finds and renders single documents, `query` lists, `expand` puts related documents in
-//! both, `write` creates, updates and deletes (`body` checks what they write), `accounts` holds
+//! both, `write` creates, updates and deletes (`body` checks what they write), `lists` reads and
+//! writes to-many relations, `accounts` holds
 //! the account reads and writes the auth flows need, `params` parses list parameters.
 
 mod accounts;
 mod body;
 mod error;
 mod expand;
+mod lists;
 mod params;
 mod query;
 mod write;
@@ -29,7 +31,7 @@ use crate::access::{Caller, CollectionPolicy, Policies};
 use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
-use crate::db::{Column, Database, decode_row};
+use crate::db::{Column, Database, Writes, decode_row};
 use crate::rules::{Residual, Rule};
 use crate::schema::{Collection, Schema, doc_id};
 
@@ -38,7 +40,7 @@ pub use crate::schema::Doc;
 /// What is prepared once per collection at startup rather than per request.
 #[derive(Debug)]
 struct Plan {
-    /// Every column, hidden ones too (predicates may read them).
+    /// Every column, hidden ones too (predicates may read them); to-many relations have none.
     all_columns: Vec<Column>,
     /// `SELECT <all columns> FROM <table>`, to which a `WHERE id = ?` is added.
     select_all: SelectStatement,
@@ -70,7 +72,11 @@ impl Records {
             .iter()
             .map(|collection| {
                 let all_columns: Vec<Column> = std::iter::once(Column::Id)
-                    .chain((0..collection.fields.len()).map(Column::Field))
+                    .chain(
+                        (0..collection.fields.len())
+                            .filter(|&i| collection.fields[i].has_column())
+                            .map(Column::Field),
+                    )
                     .chain([Column::CreatedAt, Column::UpdatedAt])
                     .collect();
                 let mut select_all = Query::select();
@@ -194,7 +200,7 @@ impl Records {
         caller.require_scope("read")?;
         let expand = self.parse_expand(expand, collection, &caller)?;
         let stored = self
-            .load_readable(collection, plan, policy, &caller, id, false)
+            .load_readable(collection, plan, policy, &caller, id, None)
             .await?;
         let mut docs = [self.shown(collection, policy, &caller, stored)];
         if let Some(expand) = &expand {
@@ -219,7 +225,8 @@ impl Records {
         expand::Expand::parse(text, &self.schema, collection, &names).map(Some)
     }
 
-    /// Loads a stored row the caller may read, or `NotFound`.
+    /// Loads a stored row the caller may read, or `NotFound`; through `via` when it must see the
+    /// latest writes (before changing it), else from a reader.
     async fn load_readable(
         &self,
         collection: &Collection,
@@ -227,14 +234,14 @@ impl Records {
         policy: &CollectionPolicy,
         caller: &Caller,
         id: &str,
-        from_writer: bool,
+        via: Option<Writes<'_>>,
     ) -> Result<Doc> {
         let read = match caller.condition(&policy.read, self.db.backend()) {
             Residual::False => return Err(Error::NotFound),
             Residual::True => None,
             Residual::Cond(condition) => Some(condition),
         };
-        self.load(collection, plan, id, read, from_writer)
+        self.load(collection, plan, id, read, via)
             .await?
             .ok_or(Error::NotFound)
     }
@@ -242,9 +249,10 @@ impl Records {
     /// Whether `rule` (an update or delete rule) lets the caller change the stored document
     /// `stored` with body `data`. In memory; but a rule that follows relations needs the
     /// related documents, which are in the database: it is asked there, as a condition on the
-    /// row, on the writer (so it sees what the write that follows will see).
+    /// row, through `writes` (so it sees what the write that follows will see).
     async fn permits(
         &self,
+        writes: Writes<'_>,
         collection: &Collection,
         caller: &Caller,
         rule: &Rule,
@@ -265,31 +273,54 @@ impl Records {
             .from(Alias::new(&collection.slug))
             .and_where(Expr::col(Alias::new("id")).eq(doc_id(stored)))
             .cond_where(condition);
-        Ok(self.db.writer().query_one(&select).await?.is_some())
+        Ok(writes.query_one(&select).await?.is_some())
     }
 
-    /// Loads a whole stored row (hidden fields too) by id, if it also matches `condition`.
+    /// Loads a whole stored document (hidden fields and lists too) by id, if it also matches
+    /// `condition`.
     async fn load(
         &self,
         collection: &Collection,
         plan: &Plan,
         id: &str,
         condition: Option<Condition>,
-        from_writer: bool,
+        via: Option<Writes<'_>>,
     ) -> Result<Option<Doc>> {
         let mut select = plan.select_all.clone();
         select.and_where(Expr::col(Alias::new("id")).eq(id));
         if let Some(condition) = condition {
             select.cond_where(condition);
         }
-        let row: Option<QueryResult> = if from_writer {
-            self.db.writer().query_one(&select).await?
-        } else {
-            self.db.read(async |c| c.query_one(&select).await).await?
+        let backend = self.db.backend();
+        let decode = |row: QueryResult| decode_row(&row, collection, &plan.all_columns, backend);
+        let doc = match via {
+            Some(writes) => {
+                let Some(row) = writes.query_one(&select).await? else {
+                    return Ok(None);
+                };
+                let mut docs = [decode(row)?];
+                self.attach_lists_via(writes, collection, &mut docs).await?;
+                let [doc] = docs;
+                doc
+            }
+            None => {
+                let doc = self
+                    .db
+                    .read(async |c| {
+                        let Some(row) = c.query_one(&select).await? else {
+                            return Ok(None);
+                        };
+                        let mut docs = [decode(row)?];
+                        lists::attach_lists(c, collection, None, &mut docs).await?;
+                        let [doc] = docs;
+                        Ok(Some(doc))
+                    })
+                    .await?;
+                let Some(doc) = doc else { return Ok(None) };
+                doc
+            }
         };
-        Ok(row
-            .map(|row| decode_row(&row, collection, &plan.all_columns, self.db.backend()))
-            .transpose()?)
+        Ok(Some(doc))
     }
 }
 

@@ -118,7 +118,15 @@ impl ListQuery {
                     if name.is_empty() {
                         return Err(Error::BadRequest("sort has an empty field name".into()));
                     }
-                    sort.push((column(collection, name, readable)?, descending));
+                    let column = column(collection, name, readable)?;
+                    if let Column::Field(i) = column
+                        && collection.fields[i].is_list()
+                    {
+                        return Err(Error::BadRequest(format!(
+                            "cannot sort by \"{name}\": it is a list of ids (a to-many relation)"
+                        )));
+                    }
+                    sort.push((column, descending));
                 }
                 sort
             }

@@ -1,9 +1,10 @@
 //! Lists: the read rule and the `filter` made into one SQL condition, sorted, paged and counted,
-//! so invisible rows are neither listed nor counted.
+//! so invisible rows are neither listed nor counted; the page's to-many lists loaded with it.
 
 use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query};
 
+use super::lists::attach_lists;
 use super::{Error, ListParams, ListQuery, MAX_EXPANDED, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
@@ -86,7 +87,7 @@ impl Records {
             return Ok(page);
         }
 
-        let mut columns = match &query.select {
+        let mut shown = match &query.select {
             Some(columns) => columns.clone(),
             None => visible_columns(collection, &nameable, policy),
         };
@@ -94,11 +95,22 @@ impl Records {
         // dropped again after expanding), so a document's shape depends on `select` alone.
         let mut unselected = Vec::new();
         for field in expand.iter().flat_map(|e| e.forward_fields()) {
-            if !columns.contains(&Column::Field(field)) {
-                columns.push(Column::Field(field));
+            if !shown.contains(&Column::Field(field)) {
+                shown.push(Column::Field(field));
                 unselected.push(collection.fields[field].name.clone());
             }
         }
+        // Lists have no column: loaded for the whole page after it, one query per list.
+        let is_list =
+            |column: &Column| matches!(column, Column::Field(i) if collection.fields[*i].is_list());
+        let lists: Vec<usize> = shown
+            .iter()
+            .filter_map(|column| match column {
+                Column::Field(i) if is_list(column) => Some(*i),
+                _ => None,
+            })
+            .collect();
+        let columns: Vec<Column> = shown.into_iter().filter(|c| !is_list(c)).collect();
         let table = Alias::new(&collection.slug);
         let mut select = Query::select();
         select.from(table.clone()).cond_where(condition.clone());
@@ -138,21 +150,28 @@ impl Records {
 
         // Page and count run one after the other on one connection: a list never holds more
         // than one reader, so no few slow lists can take every reader.
-        let (rows, total) = self
+        let (docs, total) = self
             .db
-            .read(async |c| Ok((c.query_all(&select).await?, c.query_one(&count).await?)))
+            .read(async |c| {
+                let rows = c.query_all(&select).await?;
+                let mut docs = rows
+                    .iter()
+                    .map(|row| decode_row(row, collection, &columns, backend))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                if !lists.is_empty() {
+                    attach_lists(c, collection, Some(&lists), &mut docs).await?;
+                }
+                Ok((docs, c.query_one(&count).await?))
+            })
             .await?;
         let total_docs = match total {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
         };
-        let mut docs = rows
-            .iter()
-            .map(|row| {
-                decode_row(row, collection, &columns, backend)
-                    .map(|doc| self.shown(collection, policy, &caller, doc))
-            })
-            .collect::<std::result::Result<Vec<_>, _>>()?;
+        let mut docs: Vec<Doc> = docs
+            .into_iter()
+            .map(|doc| self.shown(collection, policy, &caller, doc))
+            .collect();
         if let Some(expand) = &expand {
             self.expand(&caller, expand, collection, &mut docs, MAX_EXPANDED)
                 .await?;

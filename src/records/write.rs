@@ -6,10 +6,11 @@ use sea_orm::{DbErr, SqlErr};
 use serde_json::Value as Json;
 
 use super::body::{Mode, object};
+use super::lists::list_statements;
 use super::{Doc, Error, Records, Result};
 use crate::access::Caller;
 use crate::auth::Principal;
-use crate::db::to_sql_value;
+use crate::db::{Writes, to_sql_value};
 use crate::schema::{Collection, Value, now};
 
 impl Records {
@@ -35,6 +36,22 @@ impl Records {
         slug: &str,
         body: &Json,
     ) -> Result<Doc> {
+        self.create_in(Writes::Shared(&self.db), principal, slug, body)
+            .await
+    }
+
+    /// [`Records::create_stored`] through `writes`: the shared write path, or a transaction
+    /// that holds several operations (a batch).
+    ///
+    /// # Errors
+    /// As [`Records::create`].
+    pub(crate) async fn create_in(
+        &self,
+        writes: Writes<'_>,
+        principal: &Principal,
+        slug: &str,
+        body: &Json,
+    ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
         let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
@@ -44,11 +61,11 @@ impl Records {
         }
         self.check_field_rules(collection, policy, &caller, None, data, Mode::Create)?;
         let values = self
-            .check_body(principal, collection, body, Mode::Create, None)
+            .check_body(writes, principal, collection, body, Mode::Create, None)
             .await?;
         let now = now();
         let id = uuid::Uuid::now_v7().to_string();
-        let backend = self.db.backend();
+        let backend = writes.backend();
 
         let mut insert = Query::insert();
         insert.into_table(Alias::new(&collection.slug));
@@ -56,8 +73,10 @@ impl Records {
         let mut row: Vec<SimpleExpr> = vec![id.clone().into()];
         for (index, value) in &values {
             let field = &collection.fields[*index];
-            columns.push(Alias::new(&field.name));
-            row.push(Expr::val(to_sql_value(&field.kind, value, backend)));
+            if field.has_column() {
+                columns.push(Alias::new(&field.name));
+                row.push(Expr::val(to_sql_value(&field.kind, value, backend)));
+            }
         }
         columns.push(Alias::new("createdAt"));
         columns.push(Alias::new("updatedAt"));
@@ -67,8 +86,10 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        if let Err(error) = self.db.write(&insert).await {
-            return Err(self.explain(collection, &values, error).await);
+        let mut statements = vec![writes.build(&insert)];
+        statements.extend(list_statements(writes, collection, &id, &values, false)?);
+        if let Err(error) = writes.execute(statements).await {
+            return Err(self.explain(writes, collection, &values, error).await);
         }
 
         let mut doc = Doc::new();
@@ -93,15 +114,31 @@ impl Records {
         id: &str,
         body: &Json,
     ) -> Result<Doc> {
+        self.update_in(Writes::Shared(&self.db), principal, slug, id, body)
+            .await
+    }
+
+    /// [`Records::update`] through `writes`.
+    ///
+    /// # Errors
+    /// As [`Records::update`].
+    pub(crate) async fn update_in(
+        &self,
+        writes: Writes<'_>,
+        principal: &Principal,
+        slug: &str,
+        id: &str,
+        body: &Json,
+    ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
         let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         let mut stored = self
-            .load_readable(collection, plan, policy, &caller, id, true)
+            .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
         if !self
-            .permits(collection, &caller, &policy.update, &stored, data)
+            .permits(writes, collection, &caller, &policy.update, &stored, data)
             .await?
         {
             return Err(denied(&caller, "you may not update this document"));
@@ -115,15 +152,25 @@ impl Records {
             Mode::Update,
         )?;
         let mut values = self
-            .check_body(principal, collection, body, Mode::Update, Some(&stored))
+            .check_body(
+                writes,
+                principal,
+                collection,
+                body,
+                Mode::Update,
+                Some(&stored),
+            )
             .await?;
         let credentials_changed = self.account_changes(collection, &stored, &mut values);
         let now = now();
-        let backend = self.db.backend();
+        let backend = writes.backend();
 
         let mut update = Query::update();
         update.table(Alias::new(&collection.slug));
-        for (index, value) in &values {
+        for (index, value) in values
+            .iter()
+            .filter(|(i, _)| collection.fields[*i].has_column())
+        {
             let field = &collection.fields[*index];
             update.value(
                 Alias::new(&field.name),
@@ -133,9 +180,19 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        let affected = match self.db.write(&update).await {
-            Ok(affected) => affected,
-            Err(error) => return Err(self.explain(collection, &values, error).await),
+        // The update comes first: its count says whether the document still exists.
+        let mut statements = vec![writes.build(&update)];
+        statements.extend(list_statements(writes, collection, id, &values, true)?);
+        if credentials_changed {
+            let keep = principal
+                .user()
+                .filter(|u| u.collection == collection.slug && u.id == id)
+                .and_then(|u| u.session_id.as_deref());
+            statements.extend(self.credentials_changed(collection, id, keep));
+        }
+        let affected = match writes.execute(statements).await {
+            Ok(affected) => affected[0],
+            Err(error) => return Err(self.explain(writes, collection, &values, error).await),
         };
         if affected == 0 {
             return Err(Error::NotFound); // deleted meanwhile
@@ -144,13 +201,6 @@ impl Records {
             stored.insert(collection.fields[index].name.clone(), value.to_json());
         }
         stored.insert("updatedAt".into(), Value::Time(now).to_json());
-        if credentials_changed {
-            let keep = principal
-                .user()
-                .filter(|u| u.collection == collection.slug && u.id == id)
-                .and_then(|u| u.session_id.as_deref());
-            self.credentials_changed(collection, id, keep).await?;
-        }
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
@@ -159,14 +209,29 @@ impl Records {
     /// # Errors
     /// `NotFound` for an unknown id, `Conflict` when a `restrict` relation still points at it.
     pub async fn delete(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
+        self.delete_in(Writes::Shared(&self.db), principal, slug, id)
+            .await
+    }
+
+    /// [`Records::delete`] through `writes`.
+    ///
+    /// # Errors
+    /// As [`Records::delete`].
+    pub(crate) async fn delete_in(
+        &self,
+        writes: Writes<'_>,
+        principal: &Principal,
+        slug: &str,
+        id: &str,
+    ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
         let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let stored = self
-            .load_readable(collection, plan, policy, &caller, id, true)
+            .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
         if !self
-            .permits(collection, &caller, &policy.delete, &stored, None)
+            .permits(writes, collection, &caller, &policy.delete, &stored, None)
             .await?
         {
             return Err(denied(&caller, "you may not delete this document"));
@@ -175,15 +240,15 @@ impl Records {
         delete
             .from_table(Alias::new(&collection.slug))
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        let affected = self
-            .db
-            .write(&delete)
+        let mut statements = vec![writes.build(&delete)];
+        statements.extend(self.account_deleted(collection, id));
+        let affected = writes
+            .execute(statements)
             .await
             .map_err(|e| write_error(collection, e))?;
-        if affected == 0 {
+        if affected[0] == 0 {
             return Err(Error::NotFound);
         }
-        self.account_deleted(collection, id).await?;
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
@@ -191,13 +256,14 @@ impl Records {
     /// naming the field; the rest as [`write_error`] says.
     async fn explain(
         &self,
+        writes: Writes<'_>,
         collection: &Collection,
         values: &[(usize, Value)],
         error: DbErr,
     ) -> Error {
         let explained = write_error(collection, error);
         if matches!(explained, Error::Conflict(_))
-            && let Ok(missing) = self.missing_targets(collection, values).await
+            && let Ok(missing) = self.missing_targets(writes, collection, values).await
             && !missing.is_empty()
         {
             return Error::Validation(missing);

@@ -57,7 +57,8 @@ fn user_fields(schema: &Schema) -> BTreeMap<String, Ty> {
         .iter()
         .filter(|c| c.auth.is_some())
         .flat_map(|c| &c.fields);
-    for field in declared.filter(|f| !f.hidden) {
+    // A list is not part of the signed-in account (it lives in a join table).
+    for field in declared.filter(|f| !f.hidden && f.has_column()) {
         let ty = Ty::of(&field.kind);
         fields
             .entry(field.name.clone())
@@ -468,6 +469,9 @@ impl Checker<'_> {
 
     fn data_field(&mut self, segment: &Segment) -> Option<(Node, Ty)> {
         let name = segment.name.as_str();
+        if let Some(error) = self.list_field(segment) {
+            return error;
+        }
         match self
             .names
             .collection
@@ -478,6 +482,20 @@ impl Checker<'_> {
             Some(ty) => Some((Node::Data(name.to_string(), ty.clone()), ty)),
             None => self.fail(segment.column, format!("unknown field {name:?}")),
         }
+    }
+
+    /// A to-many relation has no column to compare: naming one is an error (`Some(None)`). An
+    /// unreadable one reads as unknown, like any field the caller may not name.
+    fn list_field(&mut self, segment: &Segment) -> Option<Option<(Node, Ty)>> {
+        let name = segment.name.as_str();
+        let field = self.names.collection.field(name)?;
+        if !field.is_list() || !self.usable(self.names.collection, field) {
+            return None;
+        }
+        Some(self.fail(
+            segment.column,
+            format!("`{name}` is a list of ids (a to-many relation): rules and filters cannot compare it"),
+        ))
     }
 
     /// A field the schema lacks only because the configuration has errors elsewhere (see

@@ -35,7 +35,8 @@ impl Ty {
             | FieldKind::Text
             | FieldKind::Email
             | FieldKind::Select(_)
-            | FieldKind::Relation { .. } => Ty::Str,
+            | FieldKind::Relation { many: None, .. } => Ty::Str,
+            FieldKind::Relation { many: Some(_), .. } => Ty::List(Box::new(Ty::Str)),
             FieldKind::Integer => Ty::Int,
             FieldKind::Number => Ty::Float,
             FieldKind::Boolean => Ty::Bool,

@@ -45,6 +45,7 @@ fn relation(name: &str, to: &str) -> Field {
         FieldKind::Relation {
             to: to.into(),
             on_delete: OnDelete::SetNull,
+            many: None,
         },
     )
 }

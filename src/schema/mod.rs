@@ -266,6 +266,11 @@ pub enum OnDelete {
 /// 7. `rules/ir.rs` `Ty::of`: the type access rules and filters see;
 /// 8. `http/openapi/schemas.rs`: the field's JSON Schema in the OpenAPI document;
 /// 9. `docs/configuration.md` (the field type table) and the type list in `config/fuzz.rs`.
+///
+/// A to-many relation (`many: Some(max_items)`) has no column: [`Field::has_column`] is false,
+/// and its ids live in a join table ([`join_table`]), written by `records/lists.rs` and loaded
+/// for a page at once; `db/ddl.rs` `join_statements` creates the table, and `db/migrate/` adds,
+/// drops and converts it.
 #[derive(Debug, Clone, PartialEq)]
 pub enum FieldKind {
     String,
@@ -277,7 +282,13 @@ pub enum FieldKind {
     Select(Vec<String>),
     Datetime,
     Json,
-    Relation { to: String, on_delete: OnDelete },
+    /// `many: None` holds one id in a column; `many: Some(max_items)` is a list of at most
+    /// `max_items` ids kept in a join table.
+    Relation {
+        to: String,
+        on_delete: OnDelete,
+        many: Option<usize>,
+    },
 }
 
 impl FieldKind {
@@ -302,7 +313,8 @@ impl FieldKind {
         }
     }
 
-    /// Kinds whose values are strings and take `min_length`, `max_length` and `pattern`.
+    /// Kinds whose values are strings and take `min_length`, `max_length` and `pattern` (a
+    /// to-many relation's value is a list).
     pub fn is_textual(&self) -> bool {
         matches!(
             self,
@@ -310,9 +322,63 @@ impl FieldKind {
                 | FieldKind::Text
                 | FieldKind::Email
                 | FieldKind::Select(_)
-                | FieldKind::Relation { .. }
+                | FieldKind::Relation { many: None, .. }
         )
     }
+
+    /// The most ids a to-many relation holds; `None` for every other kind.
+    pub fn max_items(&self) -> Option<usize> {
+        match self {
+            FieldKind::Relation { many, .. } => *many,
+            FieldKind::String
+            | FieldKind::Text
+            | FieldKind::Email
+            | FieldKind::Integer
+            | FieldKind::Number
+            | FieldKind::Boolean
+            | FieldKind::Select(_)
+            | FieldKind::Datetime
+            | FieldKind::Json => None,
+        }
+    }
+}
+
+/// `max_items` of a to-many relation when the configuration does not say.
+pub const DEFAULT_MAX_ITEMS: usize = 100;
+
+/// The largest `max_items`: a list is written as one multi-row insert of three parameters per
+/// id, well inside every engine's limit on bound parameters (SQLite's is 32,766).
+pub const MAX_MAX_ITEMS: usize = 1000;
+
+/// PostgreSQL's limit on identifiers, in bytes (longer names are cut silently, so two long
+/// names could meet); Lucent's generated names stay within it on every engine.
+pub const MAX_IDENTIFIER: usize = 63;
+
+/// The join table of the to-many relation `field` of `collection`:
+/// `_lucent_rel_<collection>_<field>`, or, when that is longer than [`MAX_IDENTIFIER`] bytes, a
+/// prefix of it, `_` and 8 hex digits of the SHA-256 of the whole name (so two long names do not
+/// meet).
+pub fn join_table(collection: &str, field: &str) -> String {
+    fold(format!("_lucent_rel_{collection}_{field}"))
+}
+
+/// The name of an index, constraint, trigger or function belonging to the join table of
+/// `collection.field`: the join table's full name and `_<suffix>`, folded like [`join_table`].
+pub fn join_index(collection: &str, field: &str, suffix: &str) -> String {
+    fold(format!("_lucent_rel_{collection}_{field}_{suffix}"))
+}
+
+/// `name` when it fits in [`MAX_IDENTIFIER`] bytes, else a prefix, `_` and 8 hex digits of its
+/// SHA-256.
+fn fold(name: String) -> String {
+    if name.len() <= MAX_IDENTIFIER {
+        return name;
+    }
+    use sha2::{Digest, Sha256};
+    let digest = hex::encode(Sha256::digest(name.as_bytes()));
+    // Names are ASCII (slugs and field names are checked), so any byte is a char boundary.
+    let keep = MAX_IDENTIFIER - 9;
+    format!("{}_{}", &name[..keep], &digest[..8])
 }
 
 /// What a field is for: ordinary data, or one of the auth fields Lucent manages itself.
@@ -371,5 +437,50 @@ impl Field {
             description: None,
             access: FieldAccess::default(),
         }
+    }
+
+    /// Whether the field is a column of its collection's table: every field but a to-many
+    /// relation, whose ids live in a join table.
+    pub fn has_column(&self) -> bool {
+        self.kind.max_items().is_none()
+    }
+
+    /// Whether the field is a to-many relation.
+    pub fn is_list(&self) -> bool {
+        !self.has_column()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn join_table_names_fit_every_engine() {
+        assert_eq!(join_table("posts", "tags"), "_lucent_rel_posts_tags");
+        assert_eq!(
+            join_index("posts", "tags", "target"),
+            "_lucent_rel_posts_tags_target"
+        );
+        let slug = "a".repeat(63);
+        let field = "B".repeat(63);
+        let long = join_table(&slug, &field);
+        assert_eq!(long.len(), MAX_IDENTIFIER);
+        assert!(long.starts_with("_lucent_rel_aaaa"), "{long}");
+        // Names that share the kept prefix still differ.
+        let other = join_table(&slug, &"C".repeat(63));
+        assert_ne!(long, other);
+        assert_eq!(long[..54], other[..54]);
+        // Deterministic, and the suffix changes the name even when it falls in the cut part.
+        assert_eq!(long, join_table(&slug, &field));
+        assert_ne!(
+            join_index(&slug, &field, "target"),
+            join_index(&slug, &field, "cascade")
+        );
+        assert!(join_index(&slug, &field, "target").len() <= MAX_IDENTIFIER);
+        // The longest name that is not folded.
+        let fits = "x".repeat(MAX_IDENTIFIER - "_lucent_rel__f".len());
+        assert_eq!(join_table(&fits, "f").len(), MAX_IDENTIFIER);
+        assert_eq!(join_table(&fits, "f"), format!("_lucent_rel_{fits}_f"));
     }
 }

@@ -27,6 +27,8 @@ pub enum Value {
     /// Kept at millisecond precision, which is what the API shows.
     Time(DateTime<Utc>),
     Json(Json),
+    /// The ids of a to-many relation, in order: kept in its join table, never in a column.
+    List(Vec<String>),
 }
 
 impl Value {
@@ -40,6 +42,7 @@ impl Value {
             Value::Bool(b) => Json::Bool(*b),
             Value::Time(t) => Json::String(format_time(t)),
             Value::Json(j) => j.clone(),
+            Value::List(ids) => Json::Array(ids.iter().cloned().map(Json::String).collect()),
         }
     }
 
@@ -120,6 +123,9 @@ impl Field {
     /// The first rule the value breaks.
     pub fn parse(&self, input: &Json) -> Result<Value, FieldError> {
         let name = self.name.as_str();
+        if let Some(max_items) = self.kind.max_items() {
+            return self.parse_list(input, max_items);
+        }
         if input.is_null() {
             return if self.required {
                 Err(FieldError::new(
@@ -168,15 +174,7 @@ impl Field {
                 Value::Text(text.to_string())
             }
             FieldKind::Relation { .. } => {
-                let text = input.as_str().ok_or_else(wrong_type)?;
-                if text.is_empty() || text.len() > 64 {
-                    return Err(FieldError::new(
-                        name,
-                        "invalid_relation",
-                        format!("{name} must be a document id"),
-                    ));
-                }
-                Value::Text(text.to_string())
+                Value::Text(document_id(name, input.as_str().ok_or_else(wrong_type)?)?)
             }
             FieldKind::Integer => Value::Int(input.as_i64().ok_or_else(wrong_type)?),
             FieldKind::Number => Value::Float(
@@ -195,12 +193,67 @@ impl Field {
         Ok(value)
     }
 
+    /// A to-many relation's value: a JSON array of distinct document ids, at most `max_items`;
+    /// `null` is the empty list, which a required field refuses.
+    fn parse_list(&self, input: &Json, max_items: usize) -> Result<Value, FieldError> {
+        let name = self.name.as_str();
+        let items = match input {
+            Json::Null => &Vec::new(),
+            Json::Array(items) => items,
+            _ => {
+                return Err(FieldError::new(
+                    name,
+                    "invalid_type",
+                    format!("{name} must be {}", self.expected()),
+                ));
+            }
+        };
+        if items.is_empty() && self.required {
+            return Err(FieldError::new(
+                name,
+                "required",
+                format!("{name} is required (at least one id)"),
+            ));
+        }
+        if items.len() > max_items {
+            return Err(FieldError::new(
+                name,
+                "too_many",
+                format!("{name} takes at most {max_items} ids"),
+            ));
+        }
+        let mut ids: Vec<String> = Vec::with_capacity(items.len());
+        for item in items {
+            let Some(text) = item.as_str() else {
+                return Err(FieldError::new(
+                    name,
+                    "invalid_type",
+                    format!("{name} must be {}", self.expected()),
+                ));
+            };
+            if has_nul(item) {
+                return Err(nul_error(name));
+            }
+            let id = document_id(name, text)?;
+            if ids.contains(&id) {
+                return Err(FieldError::new(
+                    name,
+                    "invalid_relation",
+                    format!("{name} lists \"{id}\" more than once"),
+                ));
+            }
+            ids.push(id);
+        }
+        Ok(Value::List(ids))
+    }
+
     fn expected(&self) -> &'static str {
         match self.kind {
             FieldKind::String | FieldKind::Text | FieldKind::Email | FieldKind::Select(_) => {
                 "a string"
             }
-            FieldKind::Relation { .. } => "a document id (string)",
+            FieldKind::Relation { many: Some(_), .. } => "a list of document ids (strings)",
+            FieldKind::Relation { many: None, .. } => "a document id (string)",
             FieldKind::Integer => "an integer",
             FieldKind::Number => "a number",
             FieldKind::Boolean => "a boolean",
@@ -263,10 +316,22 @@ impl Field {
                     ));
                 }
             }
-            Value::Null | Value::Bool(_) | Value::Time(_) | Value::Json(_) => {}
+            Value::Null | Value::Bool(_) | Value::Time(_) | Value::Json(_) | Value::List(_) => {}
         }
         Ok(())
     }
+}
+
+/// A relation value: a non-empty id of at most 64 bytes (the id column's size).
+fn document_id(name: &str, text: &str) -> Result<String, FieldError> {
+    if text.is_empty() || text.len() > 64 {
+        return Err(FieldError::new(
+            name,
+            "invalid_relation",
+            format!("{name} must be a document id"),
+        ));
+    }
+    Ok(text.to_string())
 }
 
 #[cfg(test)]
@@ -329,6 +394,7 @@ mod tests {
             FieldKind::Relation {
                 to: "users".into(),
                 on_delete: crate::schema::OnDelete::SetNull,
+                many: None,
             },
             FieldKind::Datetime,
             FieldKind::Json,
@@ -354,6 +420,40 @@ mod tests {
         }
         assert!(f.parse(&json!({"a": ["\u{1}", "b\tc"]})).is_ok());
         assert!(field(FieldKind::Text).parse(&json!("\u{1}\u{7f}")).is_ok());
+    }
+
+    #[test]
+    fn lists_of_ids() {
+        let mut tags = field(FieldKind::Relation {
+            to: "tags".into(),
+            on_delete: crate::schema::OnDelete::SetNull,
+            many: Some(2),
+        });
+        let ok = |ids: &[&str]| Ok(Value::List(ids.iter().map(|s| s.to_string()).collect()));
+        let cases: Vec<(Json, Result<Value, &str>)> = vec![
+            (json!(["b", "a"]), ok(&["b", "a"])),
+            (json!([]), ok(&[])),
+            (json!(null), ok(&[])),
+            (json!("a"), Err("invalid_type")),
+            (json!({"a": 1}), Err("invalid_type")),
+            (json!(["a", 1]), Err("invalid_type")),
+            (json!(["a", null]), Err("invalid_type")),
+            (json!(["a", "a"]), Err("invalid_relation")),
+            (json!([""]), Err("invalid_relation")),
+            (json!(["x".repeat(65)]), Err("invalid_relation")),
+            (json!(["a", "b", "c"]), Err("too_many")),
+            (json!(["a\u{0}"]), Err("invalid_character")),
+        ];
+        for (input, expected) in &cases {
+            let got = tags.parse(input).map_err(|e| e.code);
+            assert_eq!(&got, expected, "{input}");
+        }
+        assert_eq!(ok(&["a"]).unwrap().to_json(), json!(["a"]));
+        tags.required = true;
+        for empty in [json!([]), json!(null)] {
+            assert_eq!(tags.parse(&empty).unwrap_err().code, "required");
+        }
+        assert!(tags.parse(&json!(["a"])).is_ok());
     }
 
     #[test]

@@ -1,6 +1,7 @@
 //! Schema migrations, driven through the binary: a project evolves its config version by version
-//! with data in between, on SQLite and PostgreSQL, and its `migrations/` folder rebuilds the same
-//! schema on an empty database of the other engine.
+//! with data in between (to-many lists included), on SQLite and PostgreSQL, and its `migrations/`
+//! folder rebuilds the same schema (join tables and their triggers too) on an empty database of
+//! the other engine.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -100,6 +101,50 @@ status   = { type = "select", options = ["draft", "published"], default = "draft
 [collections.comments.fields]
 text = { type = "text" }
 post = { type = "relation", to = "posts", on_delete = "cascade" }
+
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string", required = true, unique = true }
+"#;
+
+/// To-many relations: a new list of tags, a new list of related posts that cascades, and a
+/// comment's one post becoming a list (each id kept as a one-element list): all applied at start.
+const V6: &str = r#"
+[collections.posts]
+[collections.posts.fields]
+headline = { type = "string", required = true, index = true }
+views    = { type = "integer" }
+summary  = { type = "string" }
+status   = { type = "select", options = ["draft", "published"], default = "draft", required = true }
+tags     = { type = "relation", to = "tags", many = true }
+related  = { type = "relation", to = "posts", many = true, on_delete = "cascade" }
+
+[collections.comments]
+[collections.comments.fields]
+text = { type = "text" }
+post = { type = "relation", to = "posts", many = true, on_delete = "cascade" }
+
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string", required = true, unique = true }
+"#;
+
+/// A list of tags becoming one tag: refused at start while a list holds more than one id; once
+/// applied, each post keeps its first.
+const V7: &str = r#"
+[collections.posts]
+[collections.posts.fields]
+headline = { type = "string", required = true, index = true }
+views    = { type = "integer" }
+summary  = { type = "string" }
+status   = { type = "select", options = ["draft", "published"], default = "draft", required = true }
+tags     = { type = "relation", to = "tags" }
+related  = { type = "relation", to = "posts", many = true, on_delete = "cascade" }
+
+[collections.comments]
+[collections.comments.fields]
+text = { type = "text" }
+post = { type = "relation", to = "posts", many = true, on_delete = "cascade" }
 
 [collections.tags]
 [collections.tags.fields]
@@ -413,6 +458,59 @@ async fn scenario(backend: &Backend) {
     );
     server.stop();
 
+    // v6, lists: applied at start; a comment's post becomes a one-element list.
+    set_config(&server, V6);
+    server.spawn(&[]);
+    let (_, v6) = last_migration(server.path());
+    for expected in ["many = true", "op = \"alter_field\"", "op = \"add_field\""] {
+        assert!(v6.contains(expected), "missing `{expected}` in:\n{v6}");
+    }
+    let (_, comments) = server.get("/api/comments?sort=createdAt").await;
+    let posts_of: Vec<Value> = column(comments["docs"].as_array().unwrap(), "post");
+    assert_eq!(posts_of, [json!([ids[0]]), json!([])]);
+    let (_, tags) = server.get("/api/tags").await;
+    let rust = tags["docs"][0]["id"].clone();
+    let (status, go) = server.post("/api/tags", &json!({"name": "go"})).await;
+    assert_eq!(status, 201, "{go}");
+    let go = go["doc"]["id"].clone();
+    let (status, body) = server
+        .patch(
+            &format!("/api/posts/{}", ids[1]),
+            &json!({"tags": [go, rust], "related": [ids[0]]}),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    server.stop();
+
+    // v7, a list becoming one id: refused while a list holds two; applied, the first is kept,
+    // and the cascading list of related posts still cascades after SQLite rebuilt `posts`.
+    set_config(&server, V7);
+    assert!(serve_refused(&server).contains("keeps only the first id of its list"));
+    succeeds(migrate(&server, &["new", "one_tag"]));
+    succeeds(migrate(&server, &["apply"]));
+    server.spawn(&[]);
+    let docs = posts(&server).await;
+    assert_eq!(
+        column(&docs, "tags"),
+        [Value::Null, go.clone(), Value::Null]
+    );
+    assert_eq!(docs[1]["related"], json!([ids[0]]));
+    let (status, body) = server.delete(&format!("/api/posts/{}", ids[0])).await;
+    assert_eq!(status, 200, "{body}");
+    let docs = posts(&server).await;
+    assert_eq!(
+        docs.len(),
+        1,
+        "the post listing the deleted one as related went with it: {docs:?}"
+    );
+    let (_, comments) = server.get("/api/comments").await;
+    assert_eq!(
+        comments["docs"].as_array().unwrap().len(),
+        1,
+        "the comment whose list held the deleted post went with it"
+    );
+    server.stop();
+
     let status = succeeds(migrate(&server, &["status"]));
     assert!(
         status.contains("pending: 0") && status.contains("not in a migration: none"),
@@ -429,7 +527,7 @@ async fn scenario(backend: &Backend) {
             .unwrap_or(Backend::Sqlite),
         Backend::Postgres(_) => Backend::Sqlite,
     };
-    let replay = Project::new(&other, &open(V5));
+    let replay = Project::new(&other, &open(V7));
     copy_folder(
         &server.path().join("migrations"),
         &replay.dir.path().join("migrations"),
@@ -444,16 +542,16 @@ async fn scenario(backend: &Backend) {
 
     let direct = match &other {
         Backend::Sqlite => {
-            let mut fresh = Server::start(&Backend::Sqlite, &open(V5)).await;
+            let mut fresh = Server::start(&Backend::Sqlite, &open(V7)).await;
             fresh.stop();
             describe(fresh.path(), None).await
         }
         Backend::Postgres(_) => {
-            let fresh = Project::new(&other, &open(V5));
+            let fresh = Project::new(&other, &open(V7));
             let url = fresh.url().unwrap().to_string();
             let mut server = Server::start_with(
                 &Backend::Sqlite,
-                &open(V5),
+                &open(V7),
                 &[],
                 &[("LUCENT_DATABASE_URL", &url)],
             )
@@ -538,9 +636,9 @@ async fn describe(dir: &Path, url: Option<&str>) -> Description {
     let mut lines = Vec::new();
     let sqlite = backend == DbBackend::Sqlite;
     let tables: Vec<String> = if sqlite {
-        all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND substr(name, 1, 1) <> '_'", vec![]).await
+        all("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND (substr(name, 1, 1) <> '_' OR substr(name, 1, 12) = '_lucent_rel_')", vec![]).await
     } else {
-        all("SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND substr(table_name, 1, 1) <> '_'", vec![]).await
+        all("SELECT table_name::text FROM information_schema.tables WHERE table_schema = current_schema() AND (substr(table_name, 1, 1) <> '_' OR substr(table_name, 1, 12) = '_lucent_rel_')", vec![]).await
     }
     .iter()
     .map(|r| r.try_get_by_index(0).unwrap())
@@ -649,6 +747,23 @@ async fn describe(dir: &Path, url: Option<&str>) -> Description {
             }
         }
     }
+    // Triggers (the cascades of lists), by table.
+    let triggers = if sqlite {
+        all(
+            "SELECT tbl_name, name FROM sqlite_master WHERE type = 'trigger'",
+            vec![],
+        )
+        .await
+    } else {
+        all("SELECT c.relname::text, t.tgname::text FROM pg_trigger t JOIN pg_class c ON c.oid = t.tgrelid WHERE NOT t.tgisinternal", vec![]).await
+    };
+    for row in triggers {
+        let (table, name): (String, String) = (
+            row.try_get_by_index(0).unwrap(),
+            row.try_get_by_index(1).unwrap(),
+        );
+        lines.push(format!("{table} trigger {name}"));
+    }
     lines.sort();
     let snapshot = all("SELECT snapshot FROM _lucent_schema", vec![]).await;
     let snapshot: String = snapshot[0].try_get_by_index(0).unwrap();
@@ -702,4 +817,132 @@ fn portable(description: &Description) -> Vec<String> {
         .collect();
     lines.sort();
     lines
+}
+
+const L1: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title = { type = "string" }
+tags  = { type = "relation", to = "tags", many = true }
+picks = { type = "relation", to = "tags", many = true }
+solo  = { type = "relation", to = "tags", many = true }
+"#;
+
+/// `max_items` lowered (no migration: a write check), `picks` cascading, `solo` one id (no list
+/// holds more than one: safe).
+const L2: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title = { type = "string" }
+tags  = { type = "relation", to = "tags", many = true, max_items = 1 }
+picks = { type = "relation", to = "tags", many = true, on_delete = "cascade" }
+solo  = { type = "relation", to = "tags" }
+"#;
+
+/// `tags` removed, `picks` renamed to `favourites`.
+const L3: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+title      = { type = "string" }
+favourites = { type = "relation", to = "tags", many = true, on_delete = "cascade" }
+solo       = { type = "relation", to = "tags" }
+"#;
+
+#[tokio::test]
+async fn list_changes_migrate() {
+    for backend in backends() {
+        let mut server = Server::start(&backend, &open(L1)).await;
+        let mut tags = Vec::new();
+        for name in ["t1", "t2"] {
+            let (status, tag) = server.post("/api/tags", &json!({ "name": name })).await;
+            assert_eq!(status, 201, "{tag}");
+            tags.push(tag["doc"]["id"].clone());
+        }
+        let (t1, t2) = (&tags[0], &tags[1]);
+        let (status, a) = server
+            .post(
+                "/api/posts",
+                &json!({"title": "a", "tags": [t1, t2], "picks": [t1], "solo": [t2]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{a}");
+        let (status, _) = server.post("/api/posts", &json!({"title": "b"})).await;
+        assert_eq!(status, 201);
+        server.stop();
+
+        // L2: applied at start; a lower max_items changes no table and keeps longer lists.
+        set_config(&server, L2);
+        let before = migration_files(server.path()).len();
+        server.spawn(&[]);
+        assert_eq!(migration_files(server.path()).len(), before + 1);
+        let (_, written) = last_migration(server.path());
+        assert!(!written.contains("posts.tags"), "{written}");
+        assert!(!written.contains("name = \"tags\""), "{written}");
+        let docs = posts(&server).await;
+        assert_eq!(docs[0]["tags"], json!([t1, t2]));
+        assert_eq!(column(&docs, "solo"), [t2.clone(), Value::Null]);
+        let id = docs[0]["id"].as_str().unwrap().to_string();
+        let (status, body) = server
+            .patch(&format!("/api/posts/{id}"), &json!({"tags": [t1, t2]}))
+            .await;
+        assert_eq!(status, 400, "{body}");
+        assert_eq!(body["error"]["details"][0]["code"], "too_many");
+        server.stop();
+
+        // L3: removing a list is refused at start; `migrate new` drops it, edited to rename
+        // `picks` instead of dropping and adding it.
+        set_config(&server, L3);
+        let refusal = serve_refused(&server);
+        for expected in ["drop field posts.tags", "lucent migrate new NAME"] {
+            assert!(refusal.contains(expected), "{expected} in:\n{refusal}");
+        }
+        succeeds(migrate(&server, &["new", "lists"]));
+        let (path, written) = last_migration(server.path());
+        assert!(written.contains("op = \"rename_field\""), "{written}");
+        std::fs::write(
+            &path,
+            "[[operation]]\nop = \"drop_field\"\ncollection = \"posts\"\nfield = \"tags\"\n\n\
+             [[operation]]\nop = \"rename_field\"\ncollection = \"posts\"\nfrom = \"picks\"\nto = \"favourites\"\n",
+        )
+        .unwrap();
+        succeeds(migrate(&server, &["apply"]));
+        let tables = describe(server.path(), server.database_url.as_deref())
+            .await
+            .tables
+            .join("\n");
+        assert!(!tables.contains("_lucent_rel_posts_tags"), "{tables}");
+        assert!(!tables.contains("_lucent_rel_posts_picks"), "{tables}");
+        assert!(
+            tables.contains(
+                "_lucent_rel_posts_favourites trigger _lucent_rel_posts_favourites_cascade"
+            ),
+            "{tables}"
+        );
+        server.spawn(&[]);
+        let docs = posts(&server).await;
+        assert!(docs[0].get("tags").is_none());
+        assert_eq!(docs[0]["favourites"], json!([t1]));
+        // The renamed list still cascades: deleting t1 deletes `a`.
+        let (status, body) = server
+            .delete(&format!("/api/tags/{}", t1.as_str().unwrap()))
+            .await;
+        assert_eq!(status, 200, "{body}");
+        let docs = posts(&server).await;
+        assert_eq!(column(&docs, "title"), [json!("b")]);
+        server.stop();
+        let status = succeeds(migrate(&server, &["status"]));
+        assert!(status.contains("pending: 0"), "{status}");
+    }
 }

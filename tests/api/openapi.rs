@@ -66,6 +66,7 @@ auth = true
 [collections.users.fields]
 name = { type = "string", max_length = 100 }
 role = { type = "select", options = ["admin", "user"], default = "user", access = { create = "user.role == 'admin'", update = "user.role == 'admin'" } }
+follows = { type = "relation", to = "users", many = true }
 
 [collections.members]
 auth = { require_verified = true }
@@ -79,6 +80,7 @@ note   = { type = "string", access = { read = "user != null" } }
 secret = { type = "string", hidden = true }
 meta   = { type = "json" }
 author = { type = "relation", to = "users" }
+related = { type = "relation", to = "posts", many = true, max_items = 7 }
 [collections.posts.access]
 update = "user != null && doc.author == user.id"
 delete = "user != null && doc.author == user.id"
@@ -135,10 +137,20 @@ async fn document_states_the_schemas_limits_and_answers() {
             "views",
             "meta",
             "author",
+            "related",
             "createdAt",
             "updatedAt"
         ]),
         "all but the field a read rule can withhold"
+    );
+    // A to-many relation answers an array of ids, never null.
+    assert_eq!(
+        posts["properties"]["related"],
+        json!({
+            "type": "array",
+            "items": {"type": "string", "format": "uuid"},
+            "description": "ids of posts documents, in order"
+        })
     );
     assert!(posts["properties"].get("secret").is_none());
     assert_eq!(
@@ -172,6 +184,24 @@ async fn document_states_the_schemas_limits_and_answers() {
     assert_eq!(create["properties"]["slug"]["pattern"], "^(?:[a-z]+)$");
     assert_eq!(create["properties"]["title"]["maxLength"], 20);
     assert_eq!(create["properties"]["views"]["minimum"], 0);
+    let related = &create["properties"]["related"];
+    assert_eq!(
+        (
+            &related["type"],
+            &related["maxItems"],
+            &related["minItems"],
+            &related["uniqueItems"],
+            &related["nullable"],
+        ),
+        (
+            &json!("array"),
+            &json!(7),
+            &json!(0),
+            &json!(true),
+            &json!(true)
+        )
+    );
+    assert!(related["items"]["pattern"].is_string());
     assert!(schemas["postsUpdate"].get("required").is_none());
     let password = &schemas["usersCreate"]["properties"]["password"];
     assert_eq!(
@@ -186,6 +216,14 @@ async fn document_states_the_schemas_limits_and_answers() {
     assert!(form["redirect"]["pattern"].is_string());
     assert!(form["error_redirect"].is_object());
     assert!(form.get("role").is_some() && form.get("verified").is_none());
+    assert!(
+        form.get("follows").is_none(),
+        "a form value is one string: it cannot carry a list"
+    );
+    assert_eq!(
+        schemas["usersCreate"]["properties"]["follows"]["type"],
+        "array"
+    );
 
     // Parameters.
     let list = &paths["/api/posts"]["get"];

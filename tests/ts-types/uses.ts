@@ -21,6 +21,7 @@ export const create: PostsCreate = {
   views: 3,
   meta: { tags: ["a", "b"], nested: { ok: true } },
   author: "0190c2a4-8b6e-7c3d-9f00-123456789abc",
+  related: ["0190c2a4-8b6e-7c3d-9f00-123456789abd"],
 };
 export const update: PostsUpdate = { body: null, status: "draft", published: null };
 export const signUp: UsersCreate = { email: "jane@example.com", password: "correct horse battery staple" };
@@ -44,6 +45,11 @@ export function authorOf(post: Posts): string | null {
   return post.author;
 }
 
+// A to-many relation is an array of ids, never null.
+export function relatedCount(post: Posts): number {
+  return post.related.length;
+}
+
 export function errorCode(answer: LucentError): string {
   return answer.error.details.length > 0 ? answer.error.details[0].code : answer.error.code;
 }
@@ -61,6 +67,8 @@ export const noTitle: PostsCreate = {};
 export const unknownField: PostsUpdate = { colour: "red" };
 // @ts-expect-error: relation ids are strings
 export const numericAuthor: PostsCreate = { title: "x", author: 5 };
+// @ts-expect-error: a to-many relation takes a list of ids, not one
+export const oneRelated: PostsCreate = { title: "x", related: "0190c2a4-8b6e-7c3d-9f00-123456789abd" };
 // @ts-expect-error: the id is read-only
 export function rename(post: Posts) { post.id = "x"; }
 // @ts-expect-error: a password is never in an answer

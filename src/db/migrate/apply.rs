@@ -4,7 +4,10 @@
 //! PostgreSQL alters tables in place. SQLite's `ALTER TABLE` can only add and rename columns, so
 //! anything else rebuilds the table: create the new shape, copy the rows, drop the old table,
 //! rename the new one, recreate the indexes; foreign keys are off during the transaction and
-//! `PRAGMA foreign_key_check` runs before it commits.
+//! `PRAGMA foreign_key_check` runs before it commits. To-many relations (join tables) have their
+//! own steps in `lists`.
+
+mod lists;
 
 use sea_orm::sea_query::{Alias, ColumnDef, Expr, ExprTrait, Index, Order, Query, Table};
 use sea_orm::{
@@ -139,12 +142,24 @@ async fn run(
             .map_err(|e| StepError::new(operation.summary(), e))?;
     }
     // Added last on PostgreSQL, when every table they point to exists.
+    foreign_keys.sort();
+    foreign_keys.dedup();
     for (slug, field) in foreign_keys {
         let Some(collection) = snapshot.collection(&slug).map(CollectionDef::to_collection) else {
             continue;
         };
         if let Some(field) = collection.field(&field)
-            && let FieldKind::Relation { to, on_delete } = &field.kind
+            && field.is_list()
+        {
+            lists::add_join_foreign_keys(tx, &slug, field)
+                .await
+                .map_err(|e| StepError::new(format!("foreign keys {slug}.{}", field.name), e))?;
+        } else if let Some(field) = collection.field(&field)
+            && let FieldKind::Relation {
+                to,
+                on_delete,
+                many: None,
+            } = &field.kind
         {
             let key = foreign_key(&collection, field, to, *on_delete);
             let add = Table::alter()
@@ -179,6 +194,7 @@ async fn run(
 }
 
 /// One operation in a transaction, with the schema before and after it.
+#[derive(Clone, Copy)]
 struct Step<'a> {
     tx: &'a DatabaseTransaction,
     backend: DbBackend,
@@ -214,6 +230,10 @@ impl Step<'_> {
                 self.exec(&table_statement(&created, self.backend, self.sqlite()))
                     .await?;
                 self.create_indexes(&created).await?;
+                for field in created.fields.iter().filter(|f| f.is_list()) {
+                    self.create_join(collection, &field.name, foreign_keys)
+                        .await?;
+                }
                 if !self.sqlite() {
                     for field in fields.iter().filter(|f| relation(f)) {
                         foreign_keys.push((collection.clone(), field.name.clone()));
@@ -221,7 +241,49 @@ impl Step<'_> {
                 }
             }
             Operation::DropCollection { collection } => {
+                let lists = self
+                    .before
+                    .collection(collection)
+                    .map_or_else(Vec::new, |c| {
+                        c.fields.iter().filter(|f| f.many).cloned().collect()
+                    });
+                for field in lists {
+                    self.drop_join(collection, &field.name).await?;
+                }
                 self.exec(&Table::drop().table(Alias::new(collection)).to_owned())
+                    .await?;
+            }
+            Operation::AddField {
+                collection, field, ..
+            } if field.many => {
+                self.create_join(collection, &field.name, foreign_keys)
+                    .await?;
+            }
+            Operation::DropField { collection, field }
+                if self.field_before(collection, field).is_some_and(|f| f.many) =>
+            {
+                self.drop_join(collection, field).await?;
+            }
+            Operation::RenameField {
+                collection,
+                from,
+                to,
+            } if self.field_before(collection, from).is_some_and(|f| f.many) => {
+                self.rename_join(collection, from, to, foreign_keys).await?;
+            }
+            Operation::AlterField {
+                collection,
+                field,
+                fill,
+            } if field.many
+                || self
+                    .field_before(collection, &field.name)
+                    .is_some_and(|f| f.many) =>
+            {
+                let Some(old) = self.field_before(collection, &field.name).cloned() else {
+                    return Err(format!("`{collection}` has no field `{}`", field.name));
+                };
+                self.alter_list(collection, &old, field, fill.as_ref(), foreign_keys)
                     .await?;
             }
             Operation::AddField {
@@ -520,12 +582,45 @@ impl Step<'_> {
     async fn rebuild(&self, slug: &str, sources: &[(&str, &str)]) -> Result<(), String> {
         let collection = self.collection_after(slug);
         let staging = format!("__lucent_new_{slug}");
+        // SQLite refuses to rename a table while a trigger names a table that does not exist
+        // (the old one, dropped): the cascade triggers of join tables are set aside meanwhile.
+        let triggers = Query::select()
+            .column(Alias::new("sql"))
+            .from(Alias::new("sqlite_master"))
+            .and_where(Expr::col(Alias::new("type")).eq("trigger"))
+            .and_where(Expr::col(Alias::new("sql")).is_not_null())
+            .to_owned();
+        let triggers: Vec<String> = self
+            .tx
+            .query_all(&triggers)
+            .await
+            .map_err(describe)?
+            .iter()
+            .map(|row| row.try_get_by_index::<String>(0))
+            .collect::<Result<_, _>>()
+            .map_err(describe)?;
+        let names = Query::select()
+            .column(Alias::new("name"))
+            .from(Alias::new("sqlite_master"))
+            .and_where(Expr::col(Alias::new("type")).eq("trigger"))
+            .to_owned();
+        for row in self.tx.query_all(&names).await.map_err(describe)? {
+            let name: String = row.try_get_by_index(0).map_err(describe)?;
+            let drop = format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\""));
+            self.tx.execute_unprepared(&drop).await.map_err(describe)?;
+        }
         let mut create = table_statement(&collection, self.backend, true);
         create.table(Alias::new(&staging));
         self.exec(&create).await?;
 
         let mut targets = vec!["id".to_string()];
-        targets.extend(collection.fields.iter().map(|f| f.name.clone()));
+        targets.extend(
+            collection
+                .fields
+                .iter()
+                .filter(|f| f.has_column())
+                .map(|f| f.name.clone()),
+        );
         targets.extend(["createdAt".to_string(), "updatedAt".to_string()]);
         let origins: Vec<String> = targets
             .iter()
@@ -555,6 +650,9 @@ impl Step<'_> {
                 .to_owned(),
         )
         .await?;
+        for sql in triggers {
+            self.tx.execute_unprepared(&sql).await.map_err(describe)?;
+        }
         self.create_indexes(&collection).await
     }
 }

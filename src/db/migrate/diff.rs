@@ -2,7 +2,7 @@
 //! apply at start or not.
 
 use super::ops::{Entry, Operation};
-use super::snapshot::{CollectionDef, FieldDef, Snapshot};
+use super::snapshot::{CollectionDef, FieldDef, Kind, Snapshot};
 
 /// One difference and the operation that removes it.
 #[derive(Debug, Clone, PartialEq)]
@@ -170,7 +170,17 @@ fn diff_fields(
             continue;
         }
         let mut fill = None;
-        let risk = if field.converts_from(old) {
+        let risk = if becomes_list(old, field) {
+            None
+        } else if becomes_single(old, field) {
+            if field.required {
+                fill = defaults(slug, &field.name);
+            }
+            Some(format!(
+                "field `{slug}.{}` becomes one id: each document keeps only the first id of its list",
+                field.name
+            ))
+        } else if field.converts_from(old) {
             Some(format!(
                 "field `{slug}.{}` changes type from {} to {}; values that do not convert stop the migration",
                 field.name,
@@ -224,7 +234,11 @@ pub fn operation_risk(before: &Snapshot, operation: &Operation) -> Option<String
             fill,
         } => {
             let old = before.collection(collection)?.field(&field.name)?;
-            if field.converts_from(old) {
+            if becomes_list(old, field) {
+                None
+            } else if becomes_single(old, field) {
+                Some("keeps only the first id of each list".into())
+            } else if field.converts_from(old) {
                 Some("changes the type of a field".into())
             } else if field.required && !old.required && fill.is_none() {
                 Some("makes a field required without `fill`".into())
@@ -233,6 +247,19 @@ pub fn operation_risk(before: &Snapshot, operation: &Operation) -> Option<String
             }
         }
     }
+}
+
+/// A to-one relation becoming a to-many one to the same collection: every id is kept, as a
+/// one-element list.
+fn becomes_list(old: &FieldDef, new: &FieldDef) -> bool {
+    old.kind == Kind::Relation && !old.many && new.many && old.to == new.to
+}
+
+/// A to-many relation becoming a to-one one to the same collection: lists of more than one id
+/// lose all but the first (`status` checks whether any has; none → the change is safe, unless
+/// the field becomes required: an empty list leaves it null).
+pub fn becomes_single(old: &FieldDef, new: &FieldDef) -> bool {
+    old.many && !new.many && new.kind == Kind::Relation && old.to == new.to
 }
 
 #[cfg(test)]
@@ -246,6 +273,7 @@ mod tests {
             kind,
             to: None,
             on_delete: OnDeleteDef::SetNull,
+            many: false,
             required: false,
             unique: false,
             index: false,
@@ -270,6 +298,14 @@ mod tests {
     #[test]
     fn changes_are_classified() {
         let title = field("title", Kind::String);
+        let single = FieldDef {
+            to: Some("tags".into()),
+            ..field("tags", Kind::Relation)
+        };
+        let list = FieldDef {
+            many: true,
+            ..single.clone()
+        };
         let required = |f: FieldDef| FieldDef {
             required: true,
             ..f
@@ -346,6 +382,54 @@ mod tests {
                 posts(vec![]),
                 Snapshot::default(),
                 vec!["!drop collection posts"],
+            ),
+            (
+                "new list",
+                posts(vec![]),
+                posts(vec![list.clone()]),
+                vec!["add field posts.tags (relation → [tags])"],
+            ),
+            (
+                "dropped list",
+                posts(vec![list.clone()]),
+                posts(vec![]),
+                vec!["!drop field posts.tags"],
+            ),
+            (
+                "one id becomes a list",
+                posts(vec![single.clone()]),
+                posts(vec![list.clone()]),
+                vec!["alter field posts.tags (relation → [tags])"],
+            ),
+            (
+                "a list becomes one id",
+                posts(vec![list.clone()]),
+                posts(vec![single.clone()]),
+                vec!["!alter field posts.tags (relation → tags)"],
+            ),
+            (
+                "a list of other targets",
+                posts(vec![list.clone()]),
+                posts(vec![FieldDef {
+                    to: Some("users".into()),
+                    ..list.clone()
+                }]),
+                vec!["!alter field posts.tags (relation → [users])"],
+            ),
+            (
+                "a list that cascades",
+                posts(vec![list.clone()]),
+                posts(vec![FieldDef {
+                    on_delete: OnDeleteDef::Cascade,
+                    ..list.clone()
+                }]),
+                vec!["alter field posts.tags (relation → [tags])"],
+            ),
+            (
+                "text becomes a list",
+                posts(vec![field("tags", Kind::String)]),
+                posts(vec![list.clone()]),
+                vec!["!alter field posts.tags (relation → [tags])"],
             ),
         ];
         for (case, before, after, expected) in cases {

@@ -171,6 +171,7 @@ pub async fn status(db: &Database, config: &Config) -> Result<Status, MigrateErr
     };
     let mut changes = diff::diff(&projected, &target, &defaults);
     check_unique(writer, &schema, &mut changes).await?;
+    check_lists(writer, &schema, &mut changes).await?;
     Ok(Status {
         applied,
         edited,
@@ -222,6 +223,70 @@ async fn check_unique(
                 field.name
             ));
         }
+    }
+    Ok(())
+}
+
+/// A list becoming one id loses nothing when no list holds more than one id (and, for a field
+/// becoming required, none is empty or a `fill` is given): then the change is safe.
+async fn check_lists(
+    db: &impl ConnectionTrait,
+    schema: &Snapshot,
+    changes: &mut [Change],
+) -> Result<(), DbErr> {
+    for change in changes.iter_mut().filter(|c| c.risk.is_some()) {
+        let Operation::AlterField {
+            collection,
+            field,
+            fill,
+        } = &change.operation
+        else {
+            continue;
+        };
+        let Some(old) = schema
+            .collection(collection)
+            .and_then(|c| c.field(&field.name))
+        else {
+            continue;
+        };
+        if !diff::becomes_single(old, field) {
+            continue;
+        }
+        let table = Alias::new(crate::schema::join_table(collection, &field.name));
+        let longer = Query::select()
+            .column(Alias::new("source"))
+            .from(table.clone())
+            .add_group_by([Expr::col(Alias::new("source"))])
+            .and_having(Expr::expr(Func::count(Expr::col(Alias::new("target")))).gt(1))
+            .limit(1)
+            .to_owned();
+        if db.query_one(&longer).await?.is_some() {
+            continue;
+        }
+        if field.required && fill.is_none() {
+            let listed = Query::select()
+                .expr(Expr::val(1))
+                .from(table)
+                .and_where(
+                    Expr::col(Alias::new("source"))
+                        .equals((Alias::new(collection), Alias::new("id"))),
+                )
+                .to_owned();
+            let empty = Query::select()
+                .expr(Expr::val(1))
+                .from(Alias::new(collection))
+                .and_where(Expr::exists(listed).not())
+                .limit(1)
+                .to_owned();
+            if db.query_one(&empty).await?.is_some() {
+                change.risk = Some(format!(
+                    "field `{collection}.{}` becomes one required id but some lists are empty; give it a default",
+                    field.name
+                ));
+                continue;
+            }
+        }
+        change.risk = None;
     }
     Ok(())
 }

@@ -129,10 +129,18 @@ impl Operation {
                 schema.collections.retain(|c| &c.name != collection);
             }
             Operation::AddField {
-                collection, field, ..
+                collection,
+                field,
+                fill,
             } => {
                 let target = schema.collection_mut(collection)?;
                 check_new_field(target, field)?;
+                if field.many && fill.is_some() {
+                    return Err(format!(
+                        "`fill` does not apply to a to-many relation (`{}`)",
+                        field.name
+                    ));
+                }
                 target.fields.push(field.clone());
             }
             Operation::DropField { collection, field } => {
@@ -153,11 +161,19 @@ impl Operation {
                 }
             }
             Operation::AlterField {
-                collection, field, ..
+                collection,
+                field,
+                fill,
             } => {
                 let target = schema.collection_mut(collection)?;
                 existing(target, &field.name)?;
                 check_relation(field)?;
+                if field.many && fill.is_some() {
+                    return Err(format!(
+                        "`fill` does not apply to a to-many relation (`{}`)",
+                        field.name
+                    ));
+                }
                 if let Some(slot) = target.fields.iter_mut().find(|f| f.name == field.name) {
                     *slot = field.clone();
                 }
@@ -204,6 +220,22 @@ fn check_slug(slug: &str) -> Result<(), String> {
 }
 
 fn check_relation(field: &FieldDef) -> Result<(), String> {
+    if field.many {
+        if field.kind != Kind::Relation {
+            return Err(format!(
+                "`many` applies only to relation fields (`{}`)",
+                field.name
+            ));
+        }
+        // A list has no column: these would be recorded but mean nothing (`required` is
+        // checked on writes, from the config).
+        if field.required || field.unique || field.index || field.case_insensitive {
+            return Err(format!(
+                "a to-many relation takes no `required`, `unique`, `index` or `case_insensitive` (`{}`)",
+                field.name
+            ));
+        }
+    }
     match (field.kind, &field.to) {
         (Kind::Relation, None) => Err(format!(
             "relation field `{}` needs `to = \"<collection>\"`",
@@ -338,6 +370,7 @@ mod tests {
             kind,
             to: None,
             on_delete: OnDeleteDef::SetNull,
+            many: false,
             required: false,
             unique: false,
             index: false,

@@ -1,12 +1,14 @@
 //! The schema a database has, as Lucent recorded it: each collection with the part of its fields
-//! that shapes storage (type, relation, null, unique, index). Stored as JSON in `_lucent_schema`,
+//! that shapes storage (type, relation, to-many, null, unique, index). Stored as JSON in `_lucent_schema`,
 //! built from the config to diff against, and changed one operation at a time.
 
 use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use crate::schema::{Collection, CollectionAccess, Field, FieldKind, OnDelete, Schema};
+use crate::schema::{
+    Collection, CollectionAccess, DEFAULT_MAX_ITEMS, Field, FieldKind, OnDelete, Schema,
+};
 
 /// Collections in creation order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -35,6 +37,10 @@ pub struct FieldDef {
     pub to: Option<String>,
     #[serde(default, skip_serializing_if = "is_set_null")]
     pub on_delete: OnDeleteDef,
+    /// A to-many relation: no column, a join table (`schema::join_table`). Its `max_items`, like
+    /// `required`, is checked on writes and lives in the config alone.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub many: bool,
     #[serde(default, skip_serializing_if = "is_false")]
     pub required: bool,
     #[serde(default, skip_serializing_if = "is_false")]
@@ -96,6 +102,7 @@ impl Kind {
 
 impl FieldDef {
     pub fn from_field(field: &Field) -> Self {
+        let many = field.is_list();
         let (kind, to, on_delete) = match &field.kind {
             FieldKind::String => (Kind::String, None, OnDelete::SetNull),
             FieldKind::Text => (Kind::Text, None, OnDelete::SetNull),
@@ -106,7 +113,9 @@ impl FieldDef {
             FieldKind::Select(_) => (Kind::Select, None, OnDelete::SetNull),
             FieldKind::Datetime => (Kind::Datetime, None, OnDelete::SetNull),
             FieldKind::Json => (Kind::Json, None, OnDelete::SetNull),
-            FieldKind::Relation { to, on_delete } => (Kind::Relation, Some(to.clone()), *on_delete),
+            FieldKind::Relation { to, on_delete, .. } => {
+                (Kind::Relation, Some(to.clone()), *on_delete)
+            }
         };
         Self {
             name: field.name.clone(),
@@ -117,10 +126,12 @@ impl FieldDef {
                 OnDelete::Cascade => OnDeleteDef::Cascade,
                 OnDelete::Restrict => OnDeleteDef::Restrict,
             },
-            required: field.required,
-            unique: field.unique,
-            index: field.index,
-            case_insensitive: field.case_insensitive,
+            many,
+            // A list has no column to constrain: `required` (at least one id) is a write check.
+            required: field.required && !many,
+            unique: field.unique && !many,
+            index: field.index && !many,
+            case_insensitive: field.case_insensitive && !many,
         }
     }
 
@@ -143,6 +154,7 @@ impl FieldDef {
                     OnDeleteDef::Cascade => OnDelete::Cascade,
                     OnDeleteDef::Restrict => OnDelete::Restrict,
                 },
+                many: self.many.then_some(DEFAULT_MAX_ITEMS),
             },
         };
         let mut field = Field::new(&self.name, kind);
@@ -153,18 +165,24 @@ impl FieldDef {
         field
     }
 
-    /// Whether the stored values must be converted: another type, or a relation to another
-    /// collection.
+    /// Whether the stored values must be converted: another type, a relation to another
+    /// collection, or one id becoming a list or the other way round.
     pub fn converts_from(&self, before: &FieldDef) -> bool {
-        self.kind != before.kind || self.to != before.to
+        self.kind != before.kind || self.to != before.to || self.many != before.many
     }
 
-    /// `string`, or `relation → users`.
+    /// `string`, `relation → users`, or `relation → [tags]` (to-many).
     pub fn type_label(&self) -> String {
         match &self.to {
+            Some(to) if self.kind == Kind::Relation && self.many => format!("relation → [{to}]"),
             Some(to) if self.kind == Kind::Relation => format!("relation → {to}"),
             _ => self.kind.name().to_string(),
         }
+    }
+
+    /// Whether the field has a column (every field but a to-many relation).
+    pub fn has_column(&self) -> bool {
+        !self.many
     }
 }
 

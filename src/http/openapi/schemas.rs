@@ -69,9 +69,23 @@ fn input_field(field: &Field, body: Body) -> Json {
         FieldKind::Select(options) => json!({"type": "string", "enum": options}),
         FieldKind::Datetime => json!({"type": "string", "format": "date-time"}),
         FieldKind::Json => json!({}),
-        FieldKind::Relation { to, .. } => json!({
+        FieldKind::Relation { to, many: None, .. } => json!({
             "type": "string", "format": "uuid", "pattern": DOC_ID_PATTERN,
             "description": format!("the id of a {to} document"),
+        }),
+        FieldKind::Relation {
+            to,
+            many: Some(max_items),
+            ..
+        } => json!({
+            "type": "array",
+            "items": {"type": "string", "format": "uuid", "pattern": DOC_ID_PATTERN},
+            "uniqueItems": true,
+            "minItems": usize::from(field.required),
+            "maxItems": max_items,
+            "description": format!(
+                "ids of {to} documents, in order, each at most once (null: none)"
+            ),
         }),
     };
     let object = schema.as_object_mut().expect("built as an object");
@@ -118,11 +132,22 @@ fn output_field(field: &Field) -> Json {
         FieldKind::Select(options) => json!({"type": "string", "enum": options}),
         FieldKind::Datetime => json!({"type": "string", "format": "date-time"}),
         FieldKind::Json => json!({}),
-        FieldKind::Relation { to, .. } => json!({
+        FieldKind::Relation { to, many: None, .. } => json!({
             "type": "string", "format": "uuid", "description": format!("the id of a {to} document"),
+        }),
+        // Never null: an empty list is `[]`. No `maxItems`: lists may predate a lower limit.
+        FieldKind::Relation {
+            to, many: Some(_), ..
+        } => json!({
+            "type": "array",
+            "items": {"type": "string", "format": "uuid"},
+            "description": format!("ids of {to} documents, in order"),
         }),
     };
     describe(field, schema.as_object_mut().expect("built as an object"));
+    if field.is_list() {
+        return schema;
+    }
     nullable(field, schema)
 }
 
@@ -253,8 +278,11 @@ fn takes_text(kind: &FieldKind) -> bool {
         | FieldKind::Select(_)
         | FieldKind::Datetime
         | FieldKind::Json
-        | FieldKind::Relation { .. } => true,
-        FieldKind::Integer | FieldKind::Number | FieldKind::Boolean => false,
+        | FieldKind::Relation { many: None, .. } => true,
+        FieldKind::Integer
+        | FieldKind::Number
+        | FieldKind::Boolean
+        | FieldKind::Relation { many: Some(_), .. } => false,
     }
 }
 
