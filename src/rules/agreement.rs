@@ -30,6 +30,8 @@ struct Row {
     body: Option<&'static str>,
     author: Option<&'static str>,
     parent: Option<&'static str>,
+    /// A to-many relation to `tags` (`t9` names no tag).
+    tags: Vec<&'static str>,
     views: Option<i64>,
     score: Option<f64>,
     flag: Option<bool>,
@@ -85,6 +87,11 @@ fn org_name() -> impl Strategy<Value = Option<&'static str>> {
     proptest::option::of(proptest::sample::select(vec!["hidden", "a", "A", "ab"]))
 }
 
+/// The tag names: `secret` is the one the tags' read rule hides (but from admins).
+fn tag_name() -> impl Strategy<Value = Option<&'static str>> {
+    proptest::option::of(proptest::sample::select(vec!["secret", "a", "A", "rust"]))
+}
+
 fn row() -> impl Strategy<Value = Row> {
     let time = proptest::sample::select(times().to_vec());
     (
@@ -93,6 +100,7 @@ fn row() -> impl Strategy<Value = Row> {
             text(),
             proptest::option::of(proptest::sample::select(vec!["u1", "u2", "u3", "u9"])),
             proptest::option::of(proptest::sample::select(vec!["r0", "r1", "r2", "r3", "r9"])),
+            proptest::sample::subsequence(vec!["t1", "t2", "t3", "t9"], 0..=3),
         ),
         (
             proptest::option::of(-1i64..4),
@@ -107,7 +115,7 @@ fn row() -> impl Strategy<Value = Row> {
     )
         .prop_map(
             |(
-                (title, body, author, parent),
+                (title, body, author, parent, tags),
                 (views, score),
                 (flag, published_at, created_at, meta),
             )| Row {
@@ -115,6 +123,7 @@ fn row() -> impl Strategy<Value = Row> {
                 body,
                 author,
                 parent,
+                tags,
                 views,
                 score,
                 flag,
@@ -185,6 +194,15 @@ fn leaf() -> impl Strategy<Value = String> {
         "doc.author.posts_via_author.views > 1",
         "doc.author.org.users_via_org.verified",
         "doc.author.name in [doc.title, 'a']",
+        "'t1' in doc.tags",
+        "'t9' in doc.tags",
+        "!('t2' in doc.tags)",
+        "doc.title in doc.tags",
+        "user.id in doc.tags",
+        "data.title in doc.tags",
+        "'t1' in doc.parent.tags",
+        "doc.tags.posts_via_tags.views > 1",
+        "doc.tags.name == doc.title",
     ]);
     let related_str = proptest::sample::select(vec![
         "doc.author.name",
@@ -193,6 +211,8 @@ fn leaf() -> impl Strategy<Value = String> {
         "doc.posts_via_parent.title",
         "doc.parent.author.name",
         "doc.parent.title",
+        "doc.tags.name",
+        "doc.parent.tags.name",
     ]);
     prop_oneof![
         (str_col.clone(), op.clone(), str_lit.clone()).prop_map(|(c, o, l)| format!("{c} {o} {l}")),
@@ -272,6 +292,7 @@ fn document(id: &str, row: &Row) -> Map<String, Json> {
         "body": row.body,
         "author": row.author,
         "parent": row.parent,
+        "tags": row.tags,
         "views": row.views,
         "score": row.score,
         "flag": row.flag,
@@ -295,7 +316,12 @@ fn account_document(id: &str, account: &Account) -> Map<String, Json> {
 }
 
 /// The related rows, as memory evaluation looks them up.
-fn tables(rows: &[Row], accounts: &[Account], orgs: &[Option<&str>]) -> Tables {
+fn tables(
+    rows: &[Row],
+    accounts: &[Account],
+    orgs: &[Option<&str>],
+    tags: &[Option<&str>],
+) -> Tables {
     let mut tables = Tables::default();
     tables.0.insert(
         "posts".into(),
@@ -319,6 +345,13 @@ fn tables(rows: &[Row], accounts: &[Account], orgs: &[Option<&str>]) -> Tables {
             .map(|(i, name)| object(json!({"id": format!("o{}", i + 1), "name": name})))
             .collect(),
     );
+    tables.0.insert(
+        "tags".into(),
+        tags.iter()
+            .enumerate()
+            .map(|(i, name)| object(json!({"id": format!("t{}", i + 1), "name": name})))
+            .collect(),
+    );
     tables
 }
 
@@ -330,7 +363,10 @@ async fn create_table(db: &DatabaseConnection) {
             "createdAt" TIMESTAMPTZ NOT NULL, "updatedAt" TIMESTAMPTZ NOT NULL, meta JSONB);
             CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, verified BOOLEAN, level BIGINT,
             org TEXT, nickname TEXT);
-            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT)"#
+            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE _lucent_rel_posts_tags (source TEXT, target TEXT, position BIGINT,
+            PRIMARY KEY (source, target))"#
         }
         _ => {
             r#"CREATE TABLE posts (id TEXT PRIMARY KEY, title TEXT, body TEXT, author TEXT, parent TEXT,
@@ -338,16 +374,35 @@ async fn create_table(db: &DatabaseConnection) {
             "updatedAt" TEXT NOT NULL, meta TEXT);
             CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, verified BOOLEAN, level BIGINT,
             org TEXT, nickname TEXT);
-            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT)"#
+            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE _lucent_rel_posts_tags (source TEXT, target TEXT, position BIGINT,
+            PRIMARY KEY (source, target))"#
         }
     };
     db.execute_unprepared(ddl).await.expect("create tables");
 }
 
-async fn insert_related(db: &DatabaseConnection, accounts: &[Account], orgs: &[Option<&str>]) {
-    db.execute_unprepared("DELETE FROM users; DELETE FROM orgs")
+async fn insert_related(
+    db: &DatabaseConnection,
+    accounts: &[Account],
+    orgs: &[Option<&str>],
+    tags: &[Option<&str>],
+) {
+    db.execute_unprepared("DELETE FROM users; DELETE FROM orgs; DELETE FROM tags")
         .await
         .expect("clear tables");
+    for (i, name) in tags.iter().enumerate() {
+        let statement = Query::insert()
+            .into_table(Alias::new("tags"))
+            .columns(["id", "name"].map(Alias::new))
+            .values_panic([
+                Expr::val(format!("t{}", i + 1)),
+                Expr::val(name.map(str::to_string)),
+            ])
+            .to_owned();
+        db.execute(&statement).await.expect("insert tag");
+    }
     for (i, account) in accounts.iter().enumerate() {
         let values: Vec<Value> = vec![
             Value::String(Some(format!("u{}", i + 1))),
@@ -378,9 +433,23 @@ async fn insert_related(db: &DatabaseConnection, accounts: &[Account], orgs: &[O
 }
 
 async fn insert(db: &DatabaseConnection, rows: &[Row]) {
-    db.execute_unprepared("DELETE FROM posts")
+    db.execute_unprepared("DELETE FROM posts; DELETE FROM _lucent_rel_posts_tags")
         .await
         .expect("clear table");
+    for (i, row) in rows.iter().enumerate() {
+        for (position, tag) in row.tags.iter().enumerate() {
+            let statement = Query::insert()
+                .into_table(Alias::new("_lucent_rel_posts_tags"))
+                .columns(["source", "target", "position"].map(Alias::new))
+                .values_panic([
+                    Expr::val(format!("r{i}")),
+                    Expr::val(*tag),
+                    Expr::val(position as i64),
+                ])
+                .to_owned();
+            db.execute(&statement).await.expect("insert list row");
+        }
+    }
     for (i, row) in rows.iter().enumerate() {
         let values: Vec<Value> = vec![
             Value::String(Some(format!("r{i}"))),
@@ -466,15 +535,16 @@ fn check_agreement(databases: &[DatabaseConnection], runtime: &tokio::runtime::R
         (
             proptest::collection::vec(account(), 3),
             proptest::collection::vec(org_name(), 2),
+            proptest::collection::vec(tag_name(), 3),
         ),
         caller(),
     );
     let guards = guards();
     let result = runner.run(
         &strategy,
-        |(sources, rows, (accounts, orgs), (user, data))| {
+        |(sources, rows, (accounts, orgs, tags), (user, data))| {
             runtime.block_on(async {
-                let tables = tables(&rows, &accounts, &orgs);
+                let tables = tables(&rows, &accounts, &orgs, &tags);
                 let env = Env {
                     user: user.as_ref(),
                     now: now(),
@@ -485,7 +555,7 @@ fn check_agreement(databases: &[DatabaseConnection], runtime: &tokio::runtime::R
                 };
                 for db in databases {
                     insert(db, &rows).await;
-                    insert_related(db, &accounts, &orgs).await;
+                    insert_related(db, &accounts, &orgs, &tags).await;
                     for source in &sources {
                         let rule = compile(source, Predicate)
                             .map_err(|e| TestCaseError::fail(format!("{source}: {e:?}")))?;

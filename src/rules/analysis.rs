@@ -86,7 +86,8 @@ fn collect_reads(node: &Node, only: Option<&BTreeSet<String>>, reads: &mut Vec<U
         | Node::UserAttr(_)
         | Node::Data(..)
         | Node::Doc(_)
-        | Node::Outer(_) => {}
+        | Node::Outer(_)
+        | Node::Ids(_) => {}
     }
 }
 
@@ -164,7 +165,8 @@ fn value(node: &Node, suspect: &Suspect<'_>) -> Result<Partial, Fault> {
         | Node::Data(..)
         | Node::Doc(_)
         | Node::Outer(_)
-        | Node::Exists(_) => Unknown,
+        | Node::Exists(_)
+        | Node::Ids(_) => Unknown,
         Node::User => match suspect {
             Suspect::Anonymous => Known(Val::Null),
             Suspect::Account { .. } => Known(Val::Opaque),

@@ -6,9 +6,9 @@ use std::collections::BTreeMap;
 
 use super::ast::{CmpOp, Expr, ExprKind, Literal, Segment};
 use super::error::RuleError;
-use super::ir::{Column, Exists, Hop, Link, MAX_PATTERN, Node, Ty, UserAttr, Val};
+use super::ir::{Column, Exists, Hop, Ids, Link, MAX_PATTERN, Node, Ty, UserAttr, Val};
 use super::{Mode, Resolver};
-use crate::schema::{Collection, Field, FieldKind, Schema, Step, parse_time};
+use crate::schema::{Collection, Field, FieldKind, Schema, Step, join_table, parse_time};
 
 /// Most relations one path may cross (`author.org.owner.name` crosses three).
 pub const MAX_HOPS: usize = 3;
@@ -141,6 +141,9 @@ impl Checker<'_> {
         }
         let (l, r) = (self.value(left), self.value(right));
         let (l, r) = (l?, r?);
+        let (l_ids, r_ids) = (self.no_ids(left, &l), self.no_ids(right, &r));
+        l_ids?;
+        r_ids?;
         let ((l, lt), (r, rt)) = if op == CmpOp::Contains {
             (l, r)
         } else {
@@ -223,7 +226,7 @@ impl Checker<'_> {
         let Node::Exists(mut exists) = path else {
             return self.fail(column, "a relation path lost its relations");
         };
-        if other.crosses() {
+        if other.crosses() || other.reads_ids() {
             return self.fail(column, "only one side of a comparison may cross relations");
         }
         let (inner, other) = (Box::new(exists.cond), Box::new(other.outer()));
@@ -259,15 +262,38 @@ impl Checker<'_> {
         self.fail(column, message)
     }
 
-    /// `x in [..]` (each item compared like `==`) or `x in <list value>` (`user.scopes`).
+    /// A to-many relation's ids may only be searched with `in`: anywhere else, an error.
+    fn no_ids(&mut self, expr: &Expr, node: &(Node, Ty)) -> Option<()> {
+        let ids = match &node.0 {
+            Node::Ids(ids) => ids,
+            Node::Exists(exists) => match &exists.cond {
+                Node::Ids(ids) => ids,
+                _ => return Some(()),
+            },
+            _ => return Some(()),
+        };
+        let name = &ids.field;
+        self.fail(
+            expr.column,
+            format!(
+                "`{name}` is a list of ids: search it with `in` (`'<id>' in {name}`) or follow it (`{name}.id`)"
+            ),
+        )
+    }
+
+    /// `x in [..]` (each item compared like `==`), `x in <list value>` (`user.scopes`) or
+    /// `x in <to-many relation>` (`'<id>' in tags`).
     fn membership(&mut self, left: &Expr, right: &Expr) -> Option<Node> {
-        let (l, lt) = self.value(left)?;
+        let value = self.value(left)?;
+        self.no_ids(left, &value)?;
+        let (l, lt) = value;
         if let ExprKind::List(items) = &right.kind {
             let mut nodes = Vec::with_capacity(items.len());
             let mut ok = true;
             for item in items {
                 let Some((node, ty)) = self
                     .value(item)
+                    .filter(|value| self.no_ids(item, value).is_some())
                     .and_then(|value| self.coerce(value, item, &lt))
                 else {
                     ok = false;
@@ -388,11 +414,17 @@ impl Checker<'_> {
                 Some(ty) => {
                     let Some(next) = next else {
                         guard(&mut hops, collection, declared);
-                        let column = Column {
-                            name: name.to_string(),
-                            ty: ty.clone(),
+                        let value = match declared {
+                            Some(field) if field.is_list() => Node::Ids(Ids {
+                                field: name.to_string(),
+                                join: join_table(&collection.slug, name),
+                            }),
+                            _ => Node::Doc(Column {
+                                name: name.to_string(),
+                                ty: ty.clone(),
+                            }),
                         };
-                        return Some((wrap(hops, Node::Doc(column)), ty));
+                        return Some((wrap(hops, value), ty));
                     };
                     match schema.step(collection, name) {
                         Some(step @ Step::Forward { .. }) => step,
@@ -430,9 +462,27 @@ impl Checker<'_> {
             let (link, guarded) = match step {
                 Step::Forward { field, .. } => {
                     guard(&mut hops, collection, Some(field));
-                    (Link::Forward { column }, Vec::new())
+                    let link = if field.is_list() {
+                        Link::ForwardMany {
+                            join: join_table(&collection.slug, &column),
+                            field: column,
+                        }
+                    } else {
+                        Link::Forward { column }
+                    };
+                    (link, Vec::new())
                 }
-                Step::Back { field, from } => (Link::Back { column }, read_guarded(from, field)),
+                Step::Back { field, from } => {
+                    let link = if field.is_list() {
+                        Link::BackMany {
+                            join: join_table(&from.slug, &column),
+                            field: column,
+                        }
+                    } else {
+                        Link::Back { column }
+                    };
+                    (link, read_guarded(from, field))
+                }
             };
             hops.push(Hop {
                 to: schema.index_of(&target.slug)?,
@@ -853,6 +903,17 @@ mod tests {
                 "doc.author.role == user.role || doc.author.name in user.scopes",
             ),
             (Predicate, "doc.author.name == data.title"),
+            (Filter, "'t1' in tags && title in tags && !('t2' in tags)"),
+            (Filter, "tags.name == 'rust' || tags.name ~ 'ru'"),
+            (Filter, "tags.posts_via_tags.title == 'x'"),
+            (
+                Filter,
+                "'t1' in parent.tags && parent.tags.name in ['a', 'b']",
+            ),
+            (
+                Predicate,
+                "user.id in doc.tags || doc.tags.name == user.name",
+            ),
         ];
         for (mode, source) in accepted {
             if let Err(errors) = compile(source, mode) {
@@ -945,6 +1006,58 @@ mod tests {
                 Predicate,
                 "data.title.x == 'x'",
                 vec![(12, "a string value has no field `x`")],
+            ),
+            (
+                Filter,
+                "tags == null",
+                vec![(
+                    1,
+                    "`tags` is a list of ids: search it with `in` (`'<id>' in tags`) or follow it (`tags.id`)",
+                )],
+            ),
+            (
+                Filter,
+                "tags in ['a']",
+                vec![(
+                    1,
+                    "`tags` is a list of ids: search it with `in` (`'<id>' in tags`) or follow it (`tags.id`)",
+                )],
+            ),
+            (
+                Filter,
+                "'a' in [title, tags]",
+                vec![(
+                    16,
+                    "`tags` is a list of ids: search it with `in` (`'<id>' in tags`) or follow it (`tags.id`)",
+                )],
+            ),
+            (
+                Filter,
+                "parent.tags != null",
+                vec![(
+                    1,
+                    "`tags` is a list of ids: search it with `in` (`'<id>' in tags`) or follow it (`tags.id`)",
+                )],
+            ),
+            (
+                Filter,
+                "parent.id in tags",
+                vec![(1, "only one side of a comparison may cross relations")],
+            ),
+            (
+                Filter,
+                "tags",
+                vec![(1, "expected a condition (true or false), found list")],
+            ),
+            (
+                Filter,
+                "3 in tags",
+                vec![(1, "cannot compare integer with string")],
+            ),
+            (
+                Filter,
+                "tags.nope == 'x'",
+                vec![(6, r#"unknown field "nope""#)],
             ),
         ];
         for (mode, source, expected) in cases {

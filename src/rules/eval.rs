@@ -105,6 +105,7 @@ fn value_in(node: &Node, env: &Env<'_>, outer: Outer<'_>) -> Result<Val, Fault> 
         Node::Doc(column) => field(env.doc, &column.name, &column.ty)?,
         Node::Outer(column) => field(outer, &column.name, &column.ty)?,
         Node::Exists(exists) => Val::Bool(any_related(exists, env)?),
+        Node::Ids(ids) => field(env.doc, &ids.field, &Ty::List(Box::new(Ty::Str)))?,
     })
 }
 
@@ -203,7 +204,11 @@ pub fn compare(op: CmpOp, l: &Val, r: &Val) -> Result<bool, Fault> {
 
 /// `x in [..]` or `x in <list value>`: like `==` with any item; false for a null list.
 fn membership(left: &Node, right: &Node, env: &Env<'_>, outer: Outer<'_>) -> Result<bool, Fault> {
-    let l = value_in(left, env, outer)?;
+    let mut l = value_in(left, env, outer)?;
+    if let Node::Ids(_) = right {
+        // SQL binds the value as an id before it looks at any list: so does memory.
+        l = coerce(&Ty::Str, l)?;
+    }
     let items: Vec<(Option<&Node>, Val)> = match right {
         Node::List(items) => items
             .iter()
@@ -473,9 +478,16 @@ mod tests {
         tables.0.insert(
             "posts".into(),
             vec![
-                object(json!({"id": "p1", "author": "u2", "flag": true, "parent": null})),
-                object(json!({"id": "p2", "author": "u1", "flag": false, "parent": "p1"})),
-                object(json!({"id": "p3", "author": "u1", "flag": true, "parent": "p1"})),
+                object(json!({"id": "p1", "author": "u2", "flag": true, "parent": null, "tags": ["t2", "t1"]})),
+                object(json!({"id": "p2", "author": "u1", "flag": false, "parent": "p1", "tags": []})),
+                object(json!({"id": "p3", "author": "u1", "flag": true, "parent": "p1", "tags": ["t1"]})),
+            ],
+        );
+        tables.0.insert(
+            "tags".into(),
+            vec![
+                object(json!({"id": "t1", "name": "rust"})),
+                object(json!({"id": "t2", "name": "secret"})),
             ],
         );
         let p1 = tables.0["posts"][0].clone();
@@ -541,6 +553,22 @@ mod tests {
                 true,
             ),
             ("doc.author.name == null", with(None, None), false),
+            // Lists: an id among them (whether or not its document is readable), any readable
+            // document they reach, and back.
+            (
+                "'t2' in doc.tags && !('t3' in doc.tags)",
+                with(None, Some(&p1)),
+                true,
+            ),
+            ("doc.tags.name == 'secret'", with(None, Some(&p1)), false),
+            ("doc.tags.name == 'rust'", with(None, Some(&p1)), true),
+            (
+                "doc.tags.posts_via_tags.id == 'p3'",
+                with(None, Some(&p1)),
+                true,
+            ),
+            ("doc.tags.id == 't1'", with(None, Some(&p2)), false),
+            ("'t1' in doc.tags", env(None, Some(&p3), None), true),
             (
                 "doc.author.name == 'Bob'",
                 env(None, Some(&p1), None),

@@ -192,6 +192,12 @@ fn atom() -> impl Strategy<Value = String> {
         "posts_via_parent",
         "doc.author.posts_via_author.views",
         "data.author.name",
+        "tags",
+        "doc.tags",
+        "tags.name",
+        "parent.tags",
+        "tags.posts_via_tags.title",
+        "data.tags",
     ]);
     let literals = select(vec![
         "0",

@@ -114,6 +114,18 @@ pub enum Node {
     Outer(Column),
     /// Whether some readable document across relations satisfies a condition.
     Exists(Box<Exists>),
+    /// The ids a to-many relation field of the document holds: only as the right side of `in`
+    /// (`'<id>' in tags`), where SQL looks the id up in the field's join table.
+    Ids(Ids),
+}
+
+/// A to-many relation field as a list of ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ids {
+    /// The field's name (its value in API form is the list).
+    pub field: String,
+    /// Its join table: `source` the document's id, `target` the ids.
+    pub join: String,
 }
 
 /// `author.name == 'Ann'`: some document the hops reach, each step readable by the caller,
@@ -148,6 +160,12 @@ pub enum Link {
     Forward { column: String },
     /// The reached documents' relation `column` holds the document's id (a back-relation).
     Back { column: String },
+    /// The document's to-many `field` lists the ids reached: rows of `join` whose `source` is
+    /// the document's id.
+    ForwardMany { field: String, join: String },
+    /// The reached documents' to-many `field` lists the document's id: rows of `join` whose
+    /// `target` is the document's id.
+    BackMany { field: String, join: String },
 }
 
 impl Node {
@@ -155,7 +173,7 @@ impl Node {
     /// become SQL.
     pub fn uses_doc(&self) -> bool {
         match self {
-            Node::Doc(_) | Node::Outer(_) | Node::Exists(_) => true,
+            Node::Doc(_) | Node::Outer(_) | Node::Exists(_) | Node::Ids(_) => true,
             Node::Or(items) | Node::And(items) | Node::List(items) => {
                 items.iter().any(Node::uses_doc)
             }
@@ -174,6 +192,27 @@ impl Node {
             }
             Node::Not(inner) => inner.crosses(),
             Node::Cmp(_, left, right) => left.crosses() || right.crosses(),
+            Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..)
+            | Node::Doc(_)
+            | Node::Outer(_)
+            | Node::Ids(_) => false,
+        }
+    }
+
+    /// Whether the node reads a to-many relation's ids.
+    pub fn reads_ids(&self) -> bool {
+        match self {
+            Node::Ids(_) => true,
+            Node::Exists(exists) => exists.cond.reads_ids(),
+            Node::Or(items) | Node::And(items) | Node::List(items) => {
+                items.iter().any(Node::reads_ids)
+            }
+            Node::Not(inner) => inner.reads_ids(),
+            Node::Cmp(_, left, right) => left.reads_ids() || right.reads_ids(),
             Node::Const(_)
             | Node::Now
             | Node::User
@@ -205,7 +244,8 @@ impl Node {
             | Node::UserAttr(_)
             | Node::Data(..)
             | Node::Doc(_)
-            | Node::Outer(_) => {}
+            | Node::Outer(_)
+            | Node::Ids(_) => {}
         }
     }
 
@@ -227,7 +267,8 @@ impl Node {
             | Node::UserAttr(_)
             | Node::Data(..)
             | Node::Outer(_)
-            | Node::Exists(_)) => other,
+            | Node::Exists(_)
+            | Node::Ids(_)) => other,
         }
     }
 }

@@ -23,12 +23,14 @@
 //! MySQL output is generated but not verified against a server.
 
 use sea_orm::DbBackend;
-use sea_orm::sea_query::{Alias, BinOper, Expr, ExprTrait, Func, LikeExpr, Query, Value};
+use sea_orm::sea_query::{
+    Alias, BinOper, Expr, ExprTrait, Func, JoinType, LikeExpr, Query, SelectStatement, Value,
+};
 
 use super::ast::CmpOp;
 use super::error::Fault;
 use super::eval::{self, coerce};
-use super::ir::{Column, Exists, Hop, Link, MAX_PATTERN, Node, Ty, Val};
+use super::ir::{Column, Exists, Hop, Ids, Link, MAX_PATTERN, Node, Ty, Val};
 use super::parse::MAX_LIST;
 use super::{Env, Rule};
 
@@ -89,21 +91,26 @@ impl Scope {
         }
     }
 
+    /// The table or alias the scope's columns are qualified with.
+    fn name(&self) -> &str {
+        match self {
+            Scope::Table(name) | Scope::Alias(name) => name,
+        }
+    }
+
     /// A column as a sub-query inside the scope writes it.
     fn qualified(&self, name: &str) -> Expr {
-        match self {
-            Scope::Table(table) | Scope::Alias(table) => {
-                Expr::col((Alias::new(table), Alias::new(name)))
-            }
-        }
+        Expr::col((Alias::new(self.name()), Alias::new(name)))
     }
 }
 
-/// A column operand: its declared type, and how this statement writes it.
+/// A column operand: its declared type, and how this statement writes it (`expr`, and
+/// `qualified` for use inside a sub-query).
 #[derive(Clone)]
 struct Col<'n> {
     column: &'n Column,
     expr: Expr,
+    qualified: Expr,
 }
 
 /// One operand after partial evaluation.
@@ -153,16 +160,22 @@ impl Lowering<'_> {
             Node::Doc(column) => Part::Col(Col {
                 column,
                 expr: self.here.column(&column.name),
+                qualified: self.here.qualified(&column.name),
             }),
-            Node::Outer(column) => Part::Col(Col {
-                column,
-                expr: self
+            Node::Outer(column) => {
+                let outer = self
                     .outer
                     .as_ref()
                     .ok_or(Fault("a related document's column outside its path"))?
-                    .qualified(&column.name),
-            }),
+                    .qualified(&column.name);
+                Part::Col(Col {
+                    column,
+                    expr: outer.clone(),
+                    qualified: outer,
+                })
+            }
             Node::Exists(exists) => self.exists(exists)?.into(),
+            Node::Ids(_) => return Err(Fault("a list of ids outside `in`")),
             Node::Or(items) => any(items
                 .iter()
                 .map(|item| self.truth(item))
@@ -235,10 +248,8 @@ impl Lowering<'_> {
                 // A rule that fails denies, as it does on its own.
                 .unwrap_or(Truth::Known(false)),
             };
-            let mut parts = vec![
-                Truth::Sql(link(hop, &here, &from)),
-                guard(guards.read(hop.to)),
-            ];
+            let (mut select, link) = hop_select(hop, &here, &from, self.depth + i + 1);
+            let mut parts = vec![Truth::Sql(link), guard(guards.read(hop.to))];
             parts.extend(
                 hop.guarded
                     .iter()
@@ -248,19 +259,37 @@ impl Lowering<'_> {
             inner = match all(parts) {
                 Truth::Known(_) => return Ok(Truth::Known(false)),
                 Truth::Sql(condition) => {
-                    let Scope::Alias(name) = &here else {
-                        return Err(Fault("a sub-query without its alias"));
-                    };
-                    let mut select = Query::select();
-                    select
-                        .expr(Expr::val(1))
-                        .from_as(Alias::new(&hop.table), Alias::new(name))
-                        .and_where(condition);
+                    select.and_where(condition);
                     Truth::Sql(Expr::exists(select))
                 }
             };
         }
         Ok(inner)
+    }
+
+    /// `value in <to-many field>`: a row of the field's join table from this document to the
+    /// value (its primary key's lookup).
+    fn in_ids(&self, value: Part<'_>, ids: &Ids) -> Result<Truth, Fault> {
+        let value = match value {
+            Part::Val(val) => match coerce(&Ty::Str, val)? {
+                Val::Str(id) => Expr::val(id),
+                // A list holds no null.
+                _ => return Ok(Truth::Known(false)),
+            },
+            // Qualified: the sub-query reads the join table, whose columns could hide it.
+            Part::Col(c) => c.qualified,
+            Part::Sql(_) => return Err(Fault("a condition compared with ids")),
+        };
+        let join = Alias::new(&ids.join);
+        let mut select = Query::select();
+        select
+            .expr(Expr::val(1))
+            .from(join.clone())
+            .and_where(
+                Expr::col((join.clone(), Alias::new("source"))).eq(self.here.qualified("id")),
+            )
+            .and_where(Expr::col((join, Alias::new("target"))).eq(value));
+        Ok(Truth::Sql(Expr::exists(select)))
     }
 
     fn comparison(&self, op: CmpOp, left: &Node, right: &Node) -> Result<Truth, Fault> {
@@ -385,6 +414,9 @@ impl Lowering<'_> {
     }
 
     fn membership(&self, l: Part<'_>, right: &Node) -> Result<Truth, Fault> {
+        if let Node::Ids(ids) = right {
+            return self.in_ids(l, ids);
+        }
         let items: Vec<Part<'_>> = match right {
             Node::List(items) => items
                 .iter()
@@ -453,12 +485,43 @@ impl Lowering<'_> {
     }
 }
 
-/// How a hop's sub-query (reading `here`) meets the document it starts from (`from`).
-fn link(hop: &Hop, here: &Scope, from: &Scope) -> Expr {
-    match &hop.link {
-        Link::Forward { column } => here.column("id").eq(from.qualified(column)),
-        Link::Back { column } => here.column(column).eq(from.qualified("id")),
-    }
+/// The sub-query of one hop (`SELECT 1 FROM <table> AS <here>`, through the join table for a
+/// to-many relation), and the condition that ties it to the document it starts from (`from`):
+/// always an indexed lookup — the primary key, a relation column's index, or the join table's
+/// `(source, target)` key and `(target, source)` index.
+fn hop_select(hop: &Hop, here: &Scope, from: &Scope, depth: usize) -> (SelectStatement, Expr) {
+    let mut select = Query::select();
+    select.expr(Expr::val(1));
+    let table = Alias::new(&hop.table);
+    let alias = Alias::new(here.name());
+    let link = match &hop.link {
+        Link::Forward { column } => {
+            select.from_as(table, alias);
+            here.column("id").eq(from.qualified(column))
+        }
+        Link::Back { column } => {
+            select.from_as(table, alias);
+            here.column(column).eq(from.qualified("id"))
+        }
+        Link::ForwardMany { join, .. } | Link::BackMany { join, .. } => {
+            // source → target for the field's own lists; target → source for a back-relation.
+            let (near, far) = match &hop.link {
+                Link::BackMany { .. } => ("target", "source"),
+                _ => ("source", "target"),
+            };
+            let rows = Scope::Alias(format!("_j{depth}"));
+            select
+                .from_as(Alias::new(join), Alias::new(rows.name()))
+                .join_as(
+                    JoinType::InnerJoin,
+                    table,
+                    alias,
+                    here.column("id").eq(rows.column(far)),
+                );
+            rows.column(near).eq(from.qualified("id"))
+        }
+    };
+    (select, link)
 }
 
 /// A known value as a parameter for `column`, or `None` for null; the same [`coerce`] as in
@@ -906,8 +969,30 @@ mod tests {
                 r#"EXISTS(SELECT 1 FROM "users" AS "_r1" WHERE "_r1"."id" = "posts"."author" AND (("_r1"."verified" IS NOT NULL AND "_r1"."verified" = TRUE) OR "_r1"."id" IS NULL) AND "_r1"."name" IS NULL)"#,
             ),
         ];
+        let lists = [
+            (
+                "'t1' in tags && !(title in tags)",
+                &anon,
+                r#"EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" WHERE "_lucent_rel_posts_tags"."source" = "posts"."id" AND "_lucent_rel_posts_tags"."target" = 't1') AND (NOT EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" WHERE "_lucent_rel_posts_tags"."source" = "posts"."id" AND "_lucent_rel_posts_tags"."target" = "posts"."title"))"#,
+            ),
+            (
+                "tags.name == 'rust'",
+                &anon,
+                r#"EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" AS "_j1" INNER JOIN "tags" AS "_r1" ON "_r1"."id" = "_j1"."target" WHERE "_j1"."source" = "posts"."id" AND (NOT ("_r1"."name" IS NOT NULL AND "_r1"."name" = 'secret')) AND ("_r1"."name" IS NOT NULL AND "_r1"."name" = 'rust'))"#,
+            ),
+            (
+                "tags.posts_via_tags.views > 1",
+                &signed_in,
+                r#"EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" AS "_j1" INNER JOIN "tags" AS "_r1" ON "_r1"."id" = "_j1"."target" WHERE "_j1"."source" = "posts"."id" AND (NOT ("_r1"."name" IS NOT NULL AND "_r1"."name" = 'secret')) AND EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" AS "_j2" INNER JOIN "posts" AS "_r2" ON "_r2"."id" = "_j2"."source" WHERE "_j2"."target" = "_r1"."id" AND (("_r2"."flag" IS NOT NULL AND "_r2"."flag" = TRUE) OR ("_r2"."author" IS NOT NULL AND "_r2"."author" = 'u1')) AND ("_r2"."views" IS NOT NULL AND "_r2"."views" > 1)))"#,
+            ),
+            (
+                "'t1' in parent.tags",
+                &anon,
+                r#"EXISTS(SELECT 1 FROM "posts" AS "_r1" WHERE "_r1"."id" = "posts"."parent" AND (("_r1"."flag" IS NOT NULL AND "_r1"."flag" = TRUE) OR "_r1"."author" IS NULL) AND EXISTS(SELECT 1 FROM "_lucent_rel_posts_tags" WHERE "_lucent_rel_posts_tags"."source" = "_r1"."id" AND "_lucent_rel_posts_tags"."target" = 't1'))"#,
+            ),
+        ];
         let mut failures = Vec::new();
-        for (source, env, expected) in cases {
+        for (source, env, expected) in cases.into_iter().chain(lists) {
             let got = render(source, Filter, env, DbBackend::Sqlite);
             if got != expected {
                 failures.push(format!("{source:?}\n {got:?}"));

@@ -39,6 +39,18 @@ fn hidden(mut field: Field) -> Field {
     field
 }
 
+/// A to-many relation (`many = true`).
+fn list(name: &str, to: &str) -> Field {
+    Field::new(
+        name,
+        FieldKind::Relation {
+            to: to.into(),
+            on_delete: OnDelete::SetNull,
+            many: Some(100),
+        },
+    )
+}
+
 fn relation(name: &str, to: &str) -> Field {
     Field::new(
         name,
@@ -62,12 +74,13 @@ fn guarded(mut field: Field) -> Field {
 /// The `read` rule of `users.nickname`: only the account itself reads it.
 pub const FIELD_READ: &str = "doc.id == user.id";
 
-/// The `read` rule of each collection, in schema order (posts, users, admins, orgs).
-pub const READ: [&str; 4] = [
+/// The `read` rule of each collection, in schema order (posts, users, admins, orgs, tags).
+pub const READ: [&str; 5] = [
     "doc.flag || doc.author == user.id",
     "doc.verified || doc.id == user.id",
     "false",
     "doc.name != 'hidden'",
+    "doc.name != 'secret' || user.role == 'admin'",
 ];
 
 /// `posts` has one field of each kind, a hidden `secret` and a `private` field that
@@ -91,6 +104,7 @@ pub fn schema() -> Schema {
             hidden(Field::new("secret", FieldKind::String)),
             Field::new("private", FieldKind::String),
             relation("parent", "posts"),
+            list("tags", "tags"),
         ],
         false,
     );
@@ -123,7 +137,8 @@ pub fn schema() -> Schema {
         true,
     );
     let orgs = collection("orgs", vec![Field::new("name", FieldKind::String)], false);
-    Schema::new(vec![posts, users, admins, orgs])
+    let tags = collection("tags", vec![Field::new("name", FieldKind::String)], false);
+    Schema::new(vec![posts, users, admins, orgs, tags])
 }
 
 /// The rules guarding each collection's documents ([`READ`]) and `users.nickname`
@@ -141,7 +156,7 @@ pub fn guards() -> TestGuards {
         Rule::compile(source, Mode::Predicate, &schema, collection, &readable)
             .unwrap_or_else(|e| panic!("{source}: {e:?}"))
     };
-    let slugs = ["posts", "users", "admins", "orgs"];
+    let slugs = ["posts", "users", "admins", "orgs", "tags"];
     let users = schema.index_of("users").expect("users");
     let nickname = schema.collections[users]
         .fields
@@ -172,18 +187,43 @@ pub struct Tables(pub BTreeMap<String, Vec<Map<String, Json>>>);
 impl Lookup for Tables {
     fn follow(&self, hop: &Hop, doc: &Map<String, Json>) -> Vec<Map<String, Json>> {
         let rows = self.0.get(&hop.table).map_or(&[][..], Vec::as_slice);
-        // The reached rows' `column` must equal the document's `value`.
-        let (column, value) = match &hop.link {
-            Link::Forward { column } => ("id", doc.get(column)),
-            Link::Back { column } => (column.as_str(), doc.get("id")),
+        let text = |value: Option<&Json>| value.and_then(Json::as_str).map(str::to_string);
+        let id = text(doc.get("id"));
+        let ids = |value: Option<&Json>| -> Vec<String> {
+            value
+                .and_then(Json::as_array)
+                .map(|items| items.iter().filter_map(|v| text(Some(v))).collect())
+                .unwrap_or_default()
         };
-        match value {
-            Some(Json::String(value)) => rows
+        let by_id = |wanted: &str| -> Vec<Map<String, Json>> {
+            rows.iter()
+                .filter(|row| text(row.get("id")).as_deref() == Some(wanted))
+                .cloned()
+                .collect()
+        };
+        match &hop.link {
+            Link::Forward { column } => match text(doc.get(column)) {
+                Some(target) => by_id(&target),
+                None => Vec::new(),
+            },
+            Link::Back { column } => rows
                 .iter()
-                .filter(|row| row.get(column).and_then(Json::as_str) == Some(value))
+                .filter(|row| id.is_some() && text(row.get(column)) == id)
                 .cloned()
                 .collect(),
-            _ => Vec::new(),
+            // In the list's order.
+            Link::ForwardMany { field, .. } => ids(doc.get(field))
+                .iter()
+                .flat_map(|target| by_id(target))
+                .collect(),
+            Link::BackMany { field, .. } => rows
+                .iter()
+                .filter(|row| {
+                    id.as_ref()
+                        .is_some_and(|id| ids(row.get(field)).contains(id))
+                })
+                .cloned()
+                .collect(),
         }
     }
 }

@@ -174,9 +174,12 @@ impl<'s> Step<'s> {
         }
     }
 
-    /// Whether the step may arrive at several documents (a back-relation).
+    /// Whether the step may arrive at several documents (a to-many relation, a back-relation).
     pub fn many(&self) -> bool {
-        matches!(self, Step::Back { .. })
+        match self {
+            Step::Forward { field, .. } => field.is_list(),
+            Step::Back { .. } => true,
+        }
     }
 
     /// The relation field the step follows (of this collection, or of the target for a
