@@ -14,15 +14,18 @@ use std::future::Future;
 use std::pin::Pin;
 
 use sea_orm::ConnectionTrait;
-use sea_orm::sea_query::{Alias, Asterisk, Expr, ExprTrait, Order, Query, WindowStatement};
+use sea_orm::sea_query::{
+    Alias, Asterisk, Expr, ExprTrait, JoinType, Order, Query, WindowStatement,
+};
 use serde_json::{Map, Value as Json};
 
+use super::lists::attach_lists;
 use super::params::unknown_field;
 use super::{Doc, Error, Records, Result};
 use crate::access::Caller;
 use crate::db::decode_row;
 use crate::rules::{Residual, Resolver};
-use crate::schema::{Collection, Schema, Step, doc_id};
+use crate::schema::{Collection, Schema, Step, doc_id, join_table};
 
 /// Most paths one `expand` may name.
 pub const MAX_EXPAND_PATHS: usize = 10;
@@ -55,9 +58,20 @@ struct Branch {
 enum Link {
     /// A relation field (index in the expanded document's collection): its target.
     Forward { field: usize },
+    /// A to-many relation field: its targets, in the list's order.
+    ForwardMany { field: usize },
     /// A back-relation: the target's documents whose relation field (index in the target)
     /// names the expanded document.
     Back { field: usize },
+    /// A back-relation through a to-many field of the target.
+    BackMany { field: usize },
+}
+
+impl Link {
+    /// Whether the expansion is a list (an array in `expand`).
+    fn many(self) -> bool {
+        !matches!(self, Link::Forward { .. })
+    }
 }
 
 impl Expand {
@@ -135,8 +149,8 @@ impl Expand {
         self.branches
             .iter()
             .filter_map(|branch| match branch.link {
-                Link::Forward { field } => Some(field),
-                Link::Back { .. } => None,
+                Link::Forward { field } | Link::ForwardMany { field } => Some(field),
+                Link::Back { .. } | Link::BackMany { .. } => None,
             })
             .collect()
     }
@@ -157,10 +171,26 @@ fn resolve(
     };
     let resolved = match schema.step(collection, name) {
         Some(Step::Forward { field, to }) if usable(collection, field) => {
-            position(collection, field).map(|field| (to, Link::Forward { field }))
+            let list = field.is_list();
+            position(collection, field).map(|field| {
+                let link = if list {
+                    Link::ForwardMany { field }
+                } else {
+                    Link::Forward { field }
+                };
+                (to, link)
+            })
         }
         Some(Step::Back { from, field }) if usable(from, field) => {
-            position(from, field).map(|field| (from, Link::Back { field }))
+            let list = field.is_list();
+            position(from, field).map(|field| {
+                let link = if list {
+                    Link::BackMany { field }
+                } else {
+                    Link::Back { field }
+                };
+                (from, link)
+            })
         }
         Some(_) => None,
         None => match collection.field(name) {
@@ -235,16 +265,10 @@ impl Records {
         let plan = &self.plans[branch.target];
         let policy = &self.policies.collections[branch.target];
         let backend = self.db.backend();
-        let mut keys: Vec<String> = match branch.link {
-            Link::Forward { field } => {
-                let name = &collection.fields[field].name;
-                docs.iter()
-                    .filter_map(|doc| doc.get(name).and_then(Json::as_str))
-                    .map(str::to_string)
-                    .collect()
-            }
-            Link::Back { .. } => docs.iter().map(|doc| doc_id(doc).to_string()).collect(),
-        };
+        let mut keys: Vec<String> = docs
+            .iter()
+            .flat_map(|doc| keys(branch.link, collection, doc))
+            .collect();
         keys.sort_unstable();
         keys.dedup();
         let read = match caller.condition(&policy.read, backend) {
@@ -256,23 +280,61 @@ impl Records {
             return Ok(Vec::new());
         }
         let table = Alias::new(&target.slug);
-        let key_column = match branch.link {
-            Link::Forward { .. } => "id".to_string(),
-            Link::Back { field } => target.fields[field].name.clone(),
-        };
         let mut select = plan.select_all.clone();
-        select.and_where(Expr::col((table.clone(), Alias::new(&key_column))).is_in(keys));
         if let Some(read) = read {
             select.cond_where(read);
         }
-        let over = u64::try_from(budget).unwrap_or(u64::MAX).saturating_add(1);
-        if let Link::Back { .. } = branch.link {
+        // The column whose value matches a document of `docs`, by which a back-relation's
+        // documents are ranked: the target's id, its relation column, or — through a list — the
+        // join table's `target`, selected after the target's columns as `_key`.
+        let (ranked_by, ranked_in): ((Alias, Alias), Alias) = match branch.link {
+            Link::Forward { .. } | Link::ForwardMany { .. } => {
+                select.and_where(Expr::col((table.clone(), Alias::new("id"))).is_in(keys));
+                ((table.clone(), Alias::new("id")), table)
+            }
+            Link::Back { field } => {
+                let column = (table.clone(), Alias::new(&target.fields[field].name));
+                select.and_where(Expr::col(column.clone()).is_in(keys));
+                (column, table)
+            }
+            Link::BackMany { field } => {
+                let join = Alias::new(join_table(&target.slug, &target.fields[field].name));
+                let (rows, found) = (Alias::new("_rows"), Alias::new("_found"));
+                // The target's documents the caller may read that list one of `keys` (its
+                // read rule alone in its own query, so no join table column can shadow one of
+                // its columns), then one row per (document, key).
+                let mut listing = Query::select();
+                listing
+                    .column(Alias::new("source"))
+                    .from(join.clone())
+                    .and_where(Expr::col(Alias::new("target")).is_in(keys.clone()));
+                select.and_where(Expr::col((table, Alias::new("id"))).in_subquery(listing));
+                let mut pairs = Query::select();
+                pairs
+                    .column((found.clone(), Asterisk))
+                    .expr_as(
+                        Expr::col((rows.clone(), Alias::new("target"))),
+                        Alias::new("_key"),
+                    )
+                    .from_as(join, rows.clone())
+                    .join_subquery(
+                        JoinType::InnerJoin,
+                        select,
+                        found.clone(),
+                        Expr::col((found.clone(), Alias::new("id")))
+                            .equals((rows.clone(), Alias::new("source"))),
+                    )
+                    .and_where(Expr::col((rows.clone(), Alias::new("target"))).is_in(keys));
+                select = pairs;
+                ((rows, Alias::new("target")), found)
+            }
+        };
+        if matches!(branch.link, Link::Back { .. } | Link::BackMany { .. }) {
             // At most MAX_BACK_RELATED per document, the oldest first.
-            let mut window =
-                WindowStatement::partition_by((table.clone(), Alias::new(&key_column)));
+            let mut window = WindowStatement::partition_by(ranked_by);
             window
-                .order_by((table.clone(), Alias::new("createdAt")), Order::Asc)
-                .order_by((table, Alias::new("id")), Order::Asc);
+                .order_by((ranked_in.clone(), Alias::new("createdAt")), Order::Asc)
+                .order_by((ranked_in, Alias::new("id")), Order::Asc);
             select.expr_window_as(Expr::cust("ROW_NUMBER()"), window, Alias::new("_n"));
             let mut ranked = Query::select();
             ranked
@@ -283,29 +345,52 @@ impl Records {
                 .order_by(Alias::new("id"), Order::Asc);
             select = ranked;
         }
-        select.limit(over);
-        let rows = self.db.read(async |c| c.query_all(&select).await).await?;
-        if rows.len() > budget {
+        select.limit(u64::try_from(budget).unwrap_or(u64::MAX).saturating_add(1));
+        // The lists the expanded documents show, loaded for all of them at once.
+        let lists: Vec<usize> = (0..target.fields.len())
+            .filter(|&i| target.fields[i].is_list() && !target.fields[i].hidden)
+            .collect();
+        let extra = plan.all_columns.len();
+        let found = self
+            .db
+            .read(async |c| {
+                let rows = c.query_all(&select).await?;
+                if rows.len() > budget {
+                    return Ok(None);
+                }
+                let mut keys = Vec::with_capacity(rows.len());
+                let mut stored = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let doc = decode_row(row, target, &plan.all_columns, backend)?;
+                    keys.push(match branch.link {
+                        Link::Forward { .. } | Link::ForwardMany { .. } => doc_id(&doc).to_string(),
+                        Link::Back { field } => doc
+                            .get(&target.fields[field].name)
+                            .and_then(Json::as_str)
+                            .unwrap_or_default()
+                            .to_string(),
+                        Link::BackMany { .. } => row.try_get_by_index::<String>(extra)?,
+                    });
+                    stored.push(doc);
+                }
+                if !lists.is_empty() {
+                    attach_lists(c, target, Some(&lists), &mut stored).await?;
+                }
+                Ok(Some((keys, stored)))
+            })
+            .await?;
+        let Some((keys, stored)) = found else {
             return Err(too_many());
-        }
-        let mut found = Vec::with_capacity(rows.len());
-        for row in &rows {
-            let stored = decode_row(row, target, &plan.all_columns, backend)?;
-            let key = match branch.link {
-                Link::Forward { .. } => doc_id(&stored).to_string(),
-                Link::Back { .. } => stored
-                    .get(&key_column)
-                    .and_then(Json::as_str)
-                    .unwrap_or_default()
-                    .to_string(),
-            };
-            let doc = self.shown(target, policy, caller, stored);
-            found.push(Found {
+        };
+        let mut found: Vec<Found> = keys
+            .into_iter()
+            .zip(stored)
+            .map(|(key, doc)| Found {
                 key,
-                doc,
+                doc: self.shown(target, policy, caller, doc),
                 weight: 1,
-            });
-        }
+            })
+            .collect();
         if !branch.children.is_empty() {
             let mut nested: Vec<Doc> = found
                 .iter_mut()
@@ -319,6 +404,30 @@ impl Records {
             }
         }
         Ok(found)
+    }
+}
+
+/// The keys a document matches what a branch finds by: the id (or ids) its relation field
+/// holds, or its own id for a back-relation.
+fn keys(link: Link, collection: &Collection, doc: &Doc) -> Vec<String> {
+    match link {
+        Link::Forward { field } => doc
+            .get(&collection.fields[field].name)
+            .and_then(Json::as_str)
+            .map(str::to_string)
+            .into_iter()
+            .collect(),
+        Link::ForwardMany { field } => doc
+            .get(&collection.fields[field].name)
+            .and_then(Json::as_array)
+            .map(|ids| {
+                ids.iter()
+                    .filter_map(Json::as_str)
+                    .map(str::to_string)
+                    .collect()
+            })
+            .unwrap_or_default(),
+        Link::Back { .. } | Link::BackMany { .. } => vec![doc_id(doc).to_string()],
     }
 }
 
@@ -356,35 +465,29 @@ fn attach(
     }
     let mut attached = 0usize;
     for doc in docs.iter_mut() {
-        let key = match branch.link {
-            Link::Forward { field } => doc
-                .get(&collection.fields[field].name)
-                .and_then(Json::as_str)
-                .map(str::to_string),
-            Link::Back { .. } => Some(doc_id(doc).to_string()),
+        let mut take = |f: &Found| {
+            attached += f.weight;
+            Json::Object(f.doc.clone())
         };
-        let matching = key.as_ref().and_then(|key| by_key.get(key));
-        let value = match branch.link {
-            Link::Forward { .. } => match matching.and_then(|m| m.first()) {
-                Some(f) => {
-                    attached += f.weight;
-                    Some(Json::Object(f.doc.clone()))
-                }
-                None => None,
-            },
-            Link::Back { .. } => {
-                let docs: Vec<Json> = matching
-                    .map(|m| {
-                        m.iter()
-                            .map(|f| {
-                                attached += f.weight;
-                                Json::Object(f.doc.clone())
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                Some(Json::Array(docs))
-            }
+        let value = if branch.link.many() {
+            // A list in its own order (the ids the caller may not read left out); a
+            // back-relation in the order found (oldest first).
+            let items: Vec<Json> = keys(branch.link, collection, doc)
+                .iter()
+                .filter_map(|key| by_key.get(key))
+                .flat_map(|matching| match branch.link {
+                    Link::ForwardMany { .. } => matching[..1].iter(),
+                    _ => matching.iter(),
+                })
+                .map(&mut take)
+                .collect();
+            Some(Json::Array(items))
+        } else {
+            keys(branch.link, collection, doc)
+                .first()
+                .and_then(|key| by_key.get(key))
+                .and_then(|matching| matching.first())
+                .map(&mut take)
         };
         if attached > budget {
             return Err(too_many());

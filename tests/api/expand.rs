@@ -794,3 +794,150 @@ fn urlencode(text: &str) -> String {
         })
         .collect()
 }
+
+const LISTS: &str = r#"
+[auth]
+jwt_secret = "test-secret-of-at-least-thirty-two-bytes"
+
+[metrics]
+enabled = true
+
+[collections.users]
+auth = true
+
+[collections.tags.fields]
+name   = { type = "string" }
+public = { type = "boolean", default = true }
+[collections.tags.access]
+read   = "doc.public == true || user != null"
+create = "true"
+
+[collections.posts.fields]
+title  = { type = "string", required = true }
+status = { type = "select", options = ["draft", "published"], default = "draft" }
+tags   = { type = "relation", to = "tags", many = true }
+[collections.posts.access]
+read   = "doc.status == 'published' || user != null"
+create = "true"
+"#;
+
+/// To-many relations: expanded in the list's order (what the caller may not read left out, the
+/// ids kept), back-relations through lists, filters through lists and `'<id>' in tags`.
+#[tokio::test]
+async fn lists_expand_in_order_and_filter_through_their_targets() {
+    for backend in backends() {
+        let s = &Server::start(&backend, LISTS).await;
+        let (status, body) = s
+            .post(
+                "/api/users/register",
+                &json!({"email": "ann@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let ann = As(Some(body["token"].as_str().unwrap().to_string()));
+        let rust = ANON.create(s, "tags", json!({"name": "rust"})).await;
+        let private = ANON
+            .create(s, "tags", json!({"name": "private", "public": false}))
+            .await;
+        let web = ANON.create(s, "tags", json!({"name": "web"})).await;
+        let p1 = ANON
+            .create(
+                s,
+                "posts",
+                json!({"title": "p1", "status": "published", "tags": [web, private, rust]}),
+            )
+            .await;
+        ANON.create(
+            s,
+            "posts",
+            json!({"title": "p2", "status": "draft", "tags": [rust]}),
+        )
+        .await;
+        let names = |docs: &Value| -> Vec<String> {
+            docs.as_array()
+                .expect("an array")
+                .iter()
+                .map(|d| {
+                    d["name"]
+                        .as_str()
+                        .or(d["title"].as_str())
+                        .unwrap()
+                        .to_string()
+                })
+                .collect()
+        };
+
+        // The list's order; the tag anonymous callers may not read is left out of `expand`,
+        // its id stays in the field.
+        let doc = ANON.get(s, &format!("/api/posts/{p1}?expand=tags")).await;
+        assert_eq!(doc["doc"]["tags"], json!([web, private, rust]));
+        assert_eq!(names(&doc["doc"]["expand"]["tags"]), ["web", "rust"]);
+        let doc = ann.get(s, &format!("/api/posts/{p1}?expand=tags")).await;
+        assert_eq!(
+            names(&doc["doc"]["expand"]["tags"]),
+            ["web", "private", "rust"]
+        );
+
+        // Back through a list, and nested: the posts listing a tag, as each caller may see them.
+        let path = format!("/api/tags/{rust}?expand=posts_via_tags,posts_via_tags.tags");
+        let doc = ANON.get(s, &path).await;
+        assert_eq!(names(&doc["doc"]["expand"]["posts_via_tags"]), ["p1"]);
+        let doc = ann.get(s, &path).await;
+        let posts = &doc["doc"]["expand"]["posts_via_tags"];
+        assert_eq!(names(posts), ["p1", "p2"]);
+        assert_eq!(
+            names(&posts[0]["expand"]["tags"]),
+            ["web", "private", "rust"]
+        );
+        assert_eq!(posts[1]["tags"], json!([rust]));
+
+        // A page: one query for the page, one for its lists, one for the count, one for the
+        // expansion (tags have no lists of their own).
+        let before = statements(s).await;
+        let page = ann.get(s, "/api/posts?expand=tags").await;
+        assert_eq!(statements(s).await - before, 4);
+        assert_eq!(page["totalDocs"], 2);
+        let page = ann.get(s, "/api/posts?expand=tags&select=title").await;
+        for doc in page["docs"].as_array().unwrap() {
+            assert!(doc.get("tags").is_none(), "{doc}");
+            assert!(doc["expand"]["tags"].is_array(), "{doc}");
+        }
+
+        // Filters: any tag the caller may read; an id in the list, as the field shows it.
+        let q = |filter: &str| format!("/api/posts?filter={}", urlencode(filter));
+        for (who, caller, filter, total) in [
+            ("anon", &ANON, "tags.name == 'rust'".to_string(), 1),
+            ("ann", &ann, "tags.name == 'rust'".to_string(), 2),
+            ("anon", &ANON, "tags.name == 'private'".to_string(), 0),
+            ("ann", &ann, "tags.name == 'private'".to_string(), 1),
+            ("anon", &ANON, format!("'{private}' in tags"), 1),
+            (
+                "ann",
+                &ann,
+                format!("'{rust}' in tags && !('{web}' in tags)"),
+                1,
+            ),
+            (
+                "ann",
+                &ann,
+                "tags.posts_via_tags.title == 'p2'".to_string(),
+                2,
+            ),
+        ] {
+            let page = caller.get(s, &q(&filter)).await;
+            assert_eq!(page["totalDocs"], total, "{who}: {filter}");
+        }
+        let page = ANON
+            .get(
+                s,
+                &format!(
+                    "/api/tags?filter={}",
+                    urlencode("posts_via_tags.title == 'p2'")
+                ),
+            )
+            .await;
+        assert_eq!(page["totalDocs"], 0, "p2 is a draft");
+        let answer = ANON.call(s, Method::GET, &q("tags == null"), None).await;
+        assert_error(&answer, 400, "bad_request");
+    }
+}
