@@ -941,3 +941,166 @@ async fn lists_expand_in_order_and_filter_through_their_targets() {
         assert_error(&answer, 400, "bad_request");
     }
 }
+
+/// Each `curl` example of docs/api.md's "Expanding relations" and "Filtering through relations"
+/// sections, run against the example project, answers what the JSON block after it shows (a
+/// `"..."` value stands for anything, a `"...": "..."` member for more members, `$NAME` for the
+/// ids the example makes).
+#[tokio::test]
+async fn the_documented_examples_answer_what_the_docs_show() {
+    let page = std::fs::read_to_string(crate::openapi::repository().join("docs/api.md")).unwrap();
+    let mut examples = Vec::new();
+    for title in ["## Expanding relations", "## Filtering through relations"] {
+        let section = page[page.find(title).expect("the section") + title.len()..]
+            .split("\n## ")
+            .next()
+            .unwrap();
+        for block in section.split("```sh\n").skip(1) {
+            let curl = block.split("```").next().unwrap().trim().to_string();
+            let answer = block
+                .split("```json\n")
+                .nth(1)
+                .and_then(|rest| rest.split("```").next())
+                .expect("a JSON answer after each curl")
+                .to_string();
+            examples.push((curl, answer));
+        }
+    }
+    assert_eq!(examples.len(), 3);
+    for backend in backends() {
+        let server = crate::openapi::example(&backend).await;
+        let (status, body) = server
+            .post(
+                "/api/users/register",
+                &json!({"email": "ann@example.com", "password": PASSWORD}),
+            )
+            .await;
+        assert_eq!(status, 201, "{body}");
+        let token = body["token"].as_str().unwrap().to_string();
+        let me = body["user"]["id"].as_str().unwrap().to_string();
+        let ann = As(Some(token.clone()));
+        let first = ann
+            .create(
+                &server,
+                "posts",
+                json!({"title": "First", "status": "published", "author": me}),
+            )
+            .await;
+        let post = ann
+            .create(
+                &server,
+                "posts",
+                json!({"title": "Second", "author": me, "related": [first]}),
+            )
+            .await;
+        let vars = [
+            ("$TOKEN", token),
+            ("$POST", post),
+            ("$FIRST", first),
+            ("$ME", me),
+        ];
+        let fill = |text: &str| {
+            vars.iter().fold(text.to_string(), |text, (name, value)| {
+                text.replace(name, value)
+            })
+        };
+        for (curl, answer) in &examples {
+            let words = shell_words(&fill(curl));
+            let mut request = server.client.get("http://placeholder");
+            let mut url = None;
+            let mut query = Vec::new();
+            let mut words = words.iter().skip(1);
+            while let Some(word) = words.next() {
+                match word.as_str() {
+                    "-s" | "-G" => {}
+                    "-H" => {
+                        let (name, value) = words.next().unwrap().split_once(": ").unwrap();
+                        request = request.header(name, value);
+                    }
+                    "--data-urlencode" => {
+                        let (name, value) = words.next().unwrap().split_once('=').unwrap();
+                        query.push((name.to_string(), value.to_string()));
+                    }
+                    other => {
+                        url = Some(
+                            other
+                                .strip_prefix("localhost:8080")
+                                .expect("a URL")
+                                .to_string(),
+                        )
+                    }
+                }
+            }
+            let url = url.expect("a URL");
+            let built = request.build().unwrap();
+            let mut request = server.client.get(server.url(&url)).query(&query);
+            for (name, value) in built.headers() {
+                request = request.header(name, value);
+            }
+            let (_, got) = decode(request.send().await.unwrap()).await;
+            let expected: Value =
+                serde_json::from_str(&fill(answer)).unwrap_or_else(|e| panic!("{e}: {answer}"));
+            if let Err(at) = matches(&expected, &got, "") {
+                panic!("{curl}\nanswered {got}\nnot as documented at {at}");
+            }
+        }
+    }
+}
+
+/// Whether `got` is as `expected` shows it (see above); the path of the first difference.
+fn matches(expected: &Value, got: &Value, at: &str) -> Result<(), String> {
+    match (expected, got) {
+        (Value::String(s), _) if s == "..." => Ok(()),
+        (Value::Object(expected), Value::Object(got)) => {
+            let open = expected.contains_key("...");
+            for (key, value) in expected.iter().filter(|(k, _)| *k != "...") {
+                let found = got
+                    .get(key)
+                    .ok_or_else(|| format!("{at}/{key} (missing)"))?;
+                matches(value, found, &format!("{at}/{key}"))?;
+            }
+            match got.keys().find(|k| !open && !expected.contains_key(*k)) {
+                Some(extra) => Err(format!("{at}/{extra} (not documented)")),
+                None => Ok(()),
+            }
+        }
+        (Value::Array(expected), Value::Array(got)) if expected.len() == got.len() => expected
+            .iter()
+            .zip(got)
+            .enumerate()
+            .try_for_each(|(i, (e, g))| matches(e, g, &format!("{at}/{i}"))),
+        _ if expected == got => Ok(()),
+        _ => Err(at.to_string()),
+    }
+}
+
+/// A command line split as a shell would: words, with '…' and "…" quoting.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut quote = None;
+    let mut started = false;
+    for c in line.chars() {
+        match (quote, c) {
+            (None, '\'' | '"') => {
+                quote = Some(c);
+                started = true;
+            }
+            (Some(q), c) if c == q => quote = None,
+            (None, c) if c.is_whitespace() => {
+                if started {
+                    words.push(std::mem::take(&mut word));
+                    started = false;
+                }
+            }
+            (_, c) => {
+                word.push(c);
+                started = true;
+            }
+        }
+    }
+    if started {
+        words.push(word);
+    }
+    words
+}
