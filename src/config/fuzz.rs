@@ -76,6 +76,7 @@ title = { type = "string", required = true, max_length = 200, pattern = "[a-z]+"
 views = { type = "integer", default = 0, min = 0 }
 when = { type = "datetime" }
 author = { type = "relation", to = "users", on_delete = "cascade" }
+readers = { type = "relation", to = "users", many = true, max_items = 5 }
 [collections.posts.access]
 read = "doc.views > 1 || doc.author == user.id"
 create = "data.author == user.id"
@@ -129,6 +130,8 @@ const KEYS: &[&str] = &[
     "options",
     "to",
     "on_delete",
+    "many",
+    "max_items",
     "default",
     "pattern",
     "min",

@@ -261,7 +261,12 @@ impl Records {
     }
 
     /// Which of `ids` (in their order) no document of `slug` has: one query.
-    async fn missing(&self, writes: Writes<'_>, slug: &str, ids: &[String]) -> Result<Vec<String>> {
+    pub(super) async fn missing(
+        &self,
+        writes: Writes<'_>,
+        slug: &str,
+        ids: &[String],
+    ) -> Result<Vec<String>> {
         if ids.is_empty() {
             return Ok(Vec::new());
         }

@@ -10,32 +10,34 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Order, Query, SelectStatement};
 use sea_orm::{ConnectionTrait, DbErr, Statement};
 use serde_json::Value as Json;
 
-use super::{Error, Records, Result};
+use super::{Error, Result};
 use crate::db::Writes;
 use crate::schema::{Collection, Doc, Value, doc_id, join_table};
 
-impl Records {
-    /// Attaches the lists of `collection` to stored documents read through `writes` (so they see
-    /// the latest writes).
-    ///
-    /// # Errors
-    /// The database's.
-    pub(super) async fn attach_lists_via(
-        &self,
-        writes: Writes<'_>,
-        collection: &Collection,
-        docs: &mut [Doc],
-    ) -> std::result::Result<(), DbErr> {
-        match writes {
-            Writes::Shared(db) => attach_lists(db.writer(), collection, None, docs).await,
-            Writes::Within(transaction) => attach_lists(transaction, collection, None, docs).await,
-        }
+/// Attaches the lists of `collection` to stored documents read through `writes` (so they see
+/// the latest writes).
+///
+/// # Errors
+/// The database's.
+pub(super) async fn attach_lists_via(
+    writes: Writes<'_>,
+    collection: &Collection,
+    docs: &mut [Doc],
+) -> std::result::Result<(), DbErr> {
+    match writes {
+        Writes::Shared(db) => attach_lists(db.writer(), collection, None, docs).await,
+        Writes::Within(transaction) => attach_lists(transaction, collection, None, docs).await,
     }
 }
 
+/// The most documents whose lists one query loads: a page (at most `server.max_limit`, 100 by
+/// default) takes one, and no page passes the engines' limits on bound parameters (PostgreSQL's
+/// is 65,535), whatever `max_limit` says.
+const IDS_PER_QUERY: usize = 1000;
+
 /// Sets every list field of `collection` (or only those of `only`, by field index) on each of
-/// `docs`: the ids in order, `[]` for none. One query per list field, whatever the number of
-/// documents.
+/// `docs`: the ids in order, `[]` for none. One query per list field for a page of up to
+/// [`IDS_PER_QUERY`] documents.
 ///
 /// # Errors
 /// The database's.
@@ -55,14 +57,16 @@ pub(super) async fn attach_lists<C: ConnectionTrait>(
     let ids: Vec<String> = docs.iter().map(|doc| doc_id(doc).to_string()).collect();
     for index in fields {
         let name = &collection.fields[index].name;
-        let rows = connection
-            .query_all(&page_select(&collection.slug, name, &ids))
-            .await?;
         let mut lists: HashMap<String, Vec<Json>> = HashMap::new();
-        for row in rows {
-            let source: String = row.try_get_by_index(0)?;
-            let target: String = row.try_get_by_index(1)?;
-            lists.entry(source).or_default().push(Json::String(target));
+        for chunk in ids.chunks(IDS_PER_QUERY) {
+            let rows = connection
+                .query_all(&page_select(&collection.slug, name, chunk))
+                .await?;
+            for row in rows {
+                let source: String = row.try_get_by_index(0)?;
+                let target: String = row.try_get_by_index(1)?;
+                lists.entry(source).or_default().push(Json::String(target));
+            }
         }
         for doc in docs.iter_mut() {
             let list = lists.remove(doc_id(doc)).unwrap_or_default();

@@ -299,7 +299,7 @@ impl Records {
                     return Ok(None);
                 };
                 let mut docs = [decode(row)?];
-                self.attach_lists_via(writes, collection, &mut docs).await?;
+                lists::attach_lists_via(writes, collection, &mut docs).await?;
                 let [doc] = docs;
                 doc
             }

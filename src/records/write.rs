@@ -192,7 +192,19 @@ impl Records {
         }
         let affected = match writes.execute(statements).await {
             Ok(affected) => affected[0],
-            Err(error) => return Err(self.explain(writes, collection, &values, error).await),
+            Err(error) => {
+                let explained = self.explain(writes, collection, &values, error).await;
+                // Deleted meanwhile, a document's new list fails its foreign key: still a 404.
+                if matches!(explained, Error::Conflict(_))
+                    && !self
+                        .missing(writes, &collection.slug, &[id.to_string()])
+                        .await?
+                        .is_empty()
+                {
+                    return Err(Error::NotFound);
+                }
+                return Err(explained);
+            }
         };
         if affected == 0 {
             return Err(Error::NotFound); // deleted meanwhile

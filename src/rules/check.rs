@@ -1118,4 +1118,68 @@ mod tests {
             assert_eq!(got, expected, "{source}");
         }
     }
+
+    /// A to-many relation has no column: it is searched with `in` or followed, and compared any
+    /// other way it is an error (a hidden one reads as unknown in a filter); a body's list
+    /// cannot be compared at all, and a list is not a `user` field.
+    #[test]
+    fn lists_are_searched_or_followed() {
+        use crate::config::{Source, build_schema};
+        let table: toml::Table = toml::from_str(
+            r#"
+            [tags]
+            [users]
+            auth = true
+            [users.fields]
+            likes = { type = "relation", to = "tags", many = true }
+            [posts.fields]
+            tags = { type = "relation", to = "tags", many = true }
+            kept = { type = "relation", to = "tags", many = true, hidden = true }
+            "#,
+        )
+        .unwrap();
+        let sources = table
+            .into_iter()
+            .map(|(slug, table)| Source {
+                file: "t.toml".into(),
+                prefix: String::new(),
+                slug: Some(slug),
+                table: table.as_table().unwrap().clone(),
+            })
+            .collect();
+        let schema = build_schema(sources).unwrap();
+        let posts = schema.get("posts").unwrap();
+        let list =
+            "`tags` is a list of ids (a to-many relation): rules and filters cannot compare it";
+        let search = "`tags` is a list of ids: search it with `in` (`'<id>' in tags`) or follow it (`tags.id`)";
+        let anything = |_: &crate::schema::Collection, _: &crate::schema::Field| true;
+        for source in [
+            "'x' in doc.tags",
+            "doc.tags.id == 'x'",
+            "user.id in doc.tags",
+        ] {
+            crate::rules::Rule::compile(source, Predicate, &schema, posts, &anything)
+                .unwrap_or_else(|e| panic!("{source}: {e:?}"));
+        }
+        let cases: Vec<(crate::rules::Mode, &str, (usize, &str))> = vec![
+            (Predicate, "doc.tags != null", (1, search)),
+            (Predicate, "data.tags == null", (6, list)),
+            (Filter, "tags == 'x'", (1, search)),
+            (Filter, "kept == 'x'", (1, r#"unknown field "kept""#)),
+            (
+                Predicate,
+                "user.likes == null",
+                (6, r#"unknown field "likes""#),
+            ),
+        ];
+        for (mode, source, expected) in cases {
+            let errors =
+                crate::rules::Rule::compile(source, mode, &schema, posts, &anything).unwrap_err();
+            let got: Vec<(usize, &str)> = errors
+                .iter()
+                .map(|e| (e.column, e.message.as_str()))
+                .collect();
+            assert_eq!(got, vec![expected], "{source}");
+        }
+    }
 }

@@ -292,6 +292,26 @@ read = "true"
     ),
     (
         Kind::Collection,
+        "[fields]\nt = { type = \"relation\", to = \"notes\", many = true, max_items = 5 }\n",
+        true,
+    ),
+    (
+        Kind::Collection,
+        "[fields]\nt = { type = \"relation\", to = \"notes\", max_items = 5 }\n",
+        false,
+    ),
+    (
+        Kind::Collection,
+        "[fields]\nt = { type = \"relation\", to = \"notes\", many = true, unique = true }\n",
+        false,
+    ),
+    (
+        Kind::Collection,
+        "[fields]\nt = { type = \"string\", many = true }\n",
+        false,
+    ),
+    (
+        Kind::Collection,
         "[fields]\nt = { type = \"integer\", default = \"x\" }\n",
         false,
     ),

@@ -946,3 +946,102 @@ async fn list_changes_migrate() {
         assert!(status.contains("pending: 0"), "{status}");
     }
 }
+
+const M1: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.labels]
+[collections.labels.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+ref   = { type = "string" }
+favs  = { type = "relation", to = "tags", many = true }
+picks = { type = "relation", to = "tags", many = true }
+"#;
+
+/// Text holding an id becomes a list of tags; a list becomes text (its first id).
+const M2: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.labels]
+[collections.labels.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+ref   = { type = "relation", to = "tags", many = true }
+favs  = { type = "string" }
+picks = { type = "relation", to = "tags", many = true }
+"#;
+
+/// A list pointed at another collection, whose documents do not have the ids.
+const M3: &str = r#"
+[collections.tags]
+[collections.tags.fields]
+name = { type = "string" }
+
+[collections.labels]
+[collections.labels.fields]
+name = { type = "string" }
+
+[collections.posts]
+[collections.posts.fields]
+ref   = { type = "relation", to = "tags", many = true }
+favs  = { type = "string" }
+picks = { type = "relation", to = "labels", many = true }
+"#;
+
+#[tokio::test]
+async fn lists_convert_from_and_to_other_types() {
+    for backend in backends() {
+        let mut server = Server::start(&backend, &open(M1)).await;
+        let (_, tag) = server.post("/api/tags", &json!({"name": "t"})).await;
+        let tag = tag["doc"]["id"].clone();
+        let (status, post) = server
+            .post(
+                "/api/posts",
+                &json!({"ref": tag, "favs": [tag], "picks": [tag]}),
+            )
+            .await;
+        assert_eq!(status, 201, "{post}");
+        let (status, _) = server.post("/api/posts", &json!({})).await;
+        assert_eq!(status, 201);
+        server.stop();
+
+        set_config(&server, M2);
+        let refusal = serve_refused(&server);
+        for expected in [
+            "changes type from string to relation → [tags]",
+            "changes type from relation → [tags] to string",
+        ] {
+            assert!(refusal.contains(expected), "{expected} in:\n{refusal}");
+        }
+        succeeds(migrate(&server, &["new", "convert"]));
+        succeeds(migrate(&server, &["apply"]));
+        server.spawn(&[]);
+        let docs = posts(&server).await;
+        assert_eq!(column(&docs, "ref"), [json!([tag]), json!([])]);
+        assert_eq!(column(&docs, "favs"), [tag.clone(), Value::Null]);
+        server.stop();
+
+        set_config(&server, M3);
+        succeeds(migrate(&server, &["new", "picks_labels"]));
+        let failed = fails(migrate(&server, &["apply"]));
+        for expected in ["0003_picks_labels", "rolled back"] {
+            assert!(failed.contains(expected), "{expected} in:\n{failed}");
+        }
+        let (path, _) = last_migration(server.path());
+        std::fs::remove_file(path).unwrap();
+        set_config(&server, M2);
+        server.spawn(&[]);
+        let docs = posts(&server).await;
+        assert_eq!(column(&docs, "picks"), [json!([tag]), json!([])]);
+        server.stop();
+    }
+}

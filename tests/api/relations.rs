@@ -5,6 +5,7 @@
 use serde_json::{Value, json};
 
 use crate::helpers::{Backend, Server, assert_error, backends};
+use crate::openapi::repository;
 use crate::scenario::{Step, run};
 
 const PASSWORD: &str = "correct horse battery staple";
@@ -397,8 +398,9 @@ interests = { type = "relation", to = "tags", many = true }
 }
 
 /// Concurrent replacements of one list: each is written whole, so the list ends as exactly one
-/// of them (never a mix), and a target deleted while a document naming it is created gives
-/// either the document without it or a 400, never a dangling id or a 500.
+/// of them (never a mix); a target deleted while a document naming it is created gives either
+/// the document without it or a 400, never a dangling id or a 500; a document deleted while its
+/// list is replaced gives 200 or 404.
 #[tokio::test]
 async fn concurrent_list_writes_never_mix() {
     for backend in backends() {
@@ -447,6 +449,22 @@ async fn concurrent_list_writes_never_mix() {
                 !doc["tags"].as_array().unwrap().contains(&json!(victim)),
                 "{doc}"
             );
+        }
+
+        // A document deleted while its list is replaced: each update is 200 or 404, never a
+        // conflict from the list's foreign key.
+        let doomed = create(&server, "posts", json!({})).await;
+        let path = format!("/api/posts/{doomed}");
+        let updates = (0..8).map(|i| {
+            let (server, path) = (&server, &path);
+            let body = json!({ "tags": [tags[i % 6].clone()] });
+            async move { server.patch(path, &body).await }
+        });
+        let (answers, deleted) =
+            tokio::join!(futures::future::join_all(updates), server.delete(&path));
+        assert_eq!(deleted.0, 200);
+        for (status, body) in answers {
+            assert!([200, 404].contains(&status.as_u16()), "{status}: {body}");
         }
     }
 }
@@ -520,4 +538,59 @@ async fn a_page_loads_each_list_with_one_query() {
         after - before
     );
     db.close().await.ok();
+}
+
+/// The example of docs/configuration.md#to-many-relations, as written there, does what the page
+/// says.
+#[tokio::test]
+async fn the_documented_example_works() {
+    let page = std::fs::read_to_string(repository().join("docs/configuration.md")).unwrap();
+    let section = &page[page.find("### To-many relations").expect("the section")..];
+    let example = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|rest| rest.split("```").next())
+        .expect("a TOML example");
+    let mut config = example.to_string();
+    for slug in ["tags", "posts"] {
+        config.push_str(&format!(
+            "[collections.{slug}.access]\nread = \"true\"\ncreate = \"true\"\nupdate = \"true\"\ndelete = \"true\"\n"
+        ));
+    }
+    for backend in backends() {
+        let server = Server::start(&backend, &config).await;
+        let rust = json!(create(&server, "tags", json!({"name": "rust"})).await);
+        let cms = json!(create(&server, "tags", json!({"name": "cms"})).await);
+        run(
+            &server,
+            &server.client,
+            vec![
+                Step::post("/api/posts", json!({"title": "Hello", "tags": [rust, cms]}))
+                    .expect(201)
+                    .json("/doc/tags", json!([rust, cms]))
+                    .json("/doc/related", json!([]))
+                    .json("/doc/pinned", json!([]))
+                    .save("hello", "/doc/id"),
+                Step::post(
+                    "/api/posts",
+                    json!({"title": "Sequel", "related": ["{hello}"], "pinned": [cms]}),
+                )
+                .expect(201)
+                .save("sequel", "/doc/id"),
+                Step::post("/api/posts", json!({"tags": [rust, rust]}))
+                    .error(400, "validation_failed")
+                    .json("/error/details/0/field", json!("tags")),
+                // restrict: cms is pinned by the sequel.
+                Step::delete(&format!("/api/tags/{}", cms.as_str().unwrap()))
+                    .error(409, "conflict"),
+                // set_null: rust leaves the list of tags.
+                Step::delete(&format!("/api/tags/{}", rust.as_str().unwrap())),
+                Step::get("/api/posts/{hello}").json("/doc/tags", json!([cms])),
+                // cascade: the sequel lists hello as related.
+                Step::delete("/api/posts/{hello}"),
+                Step::get("/api/posts/{sequel}").error(404, "not_found"),
+            ],
+        )
+        .await;
+    }
 }

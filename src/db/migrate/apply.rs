@@ -584,30 +584,18 @@ impl Step<'_> {
         let staging = format!("__lucent_new_{slug}");
         // SQLite refuses to rename a table while a trigger names a table that does not exist
         // (the old one, dropped): the cascade triggers of join tables are set aside meanwhile.
-        let triggers = Query::select()
-            .column(Alias::new("sql"))
-            .from(Alias::new("sqlite_master"))
-            .and_where(Expr::col(Alias::new("type")).eq("trigger"))
-            .and_where(Expr::col(Alias::new("sql")).is_not_null())
-            .to_owned();
-        let triggers: Vec<String> = self
-            .tx
-            .query_all(&triggers)
-            .await
-            .map_err(describe)?
-            .iter()
-            .map(|row| row.try_get_by_index::<String>(0))
-            .collect::<Result<_, _>>()
-            .map_err(describe)?;
-        let names = Query::select()
-            .column(Alias::new("name"))
+        let select = Query::select()
+            .columns([Alias::new("name"), Alias::new("sql")])
             .from(Alias::new("sqlite_master"))
             .and_where(Expr::col(Alias::new("type")).eq("trigger"))
             .to_owned();
-        for row in self.tx.query_all(&names).await.map_err(describe)? {
+        let mut triggers = Vec::new();
+        for row in self.tx.query_all(&select).await.map_err(describe)? {
             let name: String = row.try_get_by_index(0).map_err(describe)?;
+            let sql: String = row.try_get_by_index(1).map_err(describe)?;
             let drop = format!("DROP TRIGGER \"{}\"", name.replace('"', "\"\""));
             self.tx.execute_unprepared(&drop).await.map_err(describe)?;
+            triggers.push(sql);
         }
         let mut create = table_statement(&collection, self.backend, true);
         create.table(Alias::new(&staging));

@@ -424,4 +424,73 @@ mod tests {
             assert!(toml::from_str::<FileBody>(text).is_err(), "{text}");
         }
     }
+
+    /// A list in a file is a relation without column constraints and without `fill`.
+    #[test]
+    fn lists_are_checked_when_applied() {
+        let list = FieldDef {
+            to: Some("tags".into()),
+            many: true,
+            ..field("tags", Kind::Relation)
+        };
+        let mut schema = Snapshot::default();
+        Operation::CreateCollection {
+            collection: "posts".into(),
+            fields: vec![],
+        }
+        .apply_to(&mut schema)
+        .unwrap();
+        let add = |field: FieldDef, fill: Option<serde_json::Value>| Operation::AddField {
+            collection: "posts".into(),
+            field,
+            fill,
+        };
+        let refused = [
+            (
+                add(
+                    FieldDef {
+                        many: true,
+                        ..field("n", Kind::String)
+                    },
+                    None,
+                ),
+                "`many` applies only to relation fields",
+            ),
+            (
+                add(
+                    FieldDef {
+                        unique: true,
+                        ..list.clone()
+                    },
+                    None,
+                ),
+                "a to-many relation takes no",
+            ),
+            (
+                add(
+                    FieldDef {
+                        required: true,
+                        ..list.clone()
+                    },
+                    None,
+                ),
+                "a to-many relation takes no",
+            ),
+            (
+                add(list.clone(), Some(serde_json::json!(["x"]))),
+                "`fill` does not apply",
+            ),
+        ];
+        for (operation, expected) in refused {
+            let error = operation.apply_to(&mut schema.clone()).unwrap_err();
+            assert!(error.contains(expected), "{error}");
+        }
+        add(list.clone(), None).apply_to(&mut schema).unwrap();
+        let alter = Operation::AlterField {
+            collection: "posts".into(),
+            field: list,
+            fill: Some(serde_json::json!("x")),
+        };
+        assert!(alter.apply_to(&mut schema).unwrap_err().contains("`fill`"));
+    }
 }
