@@ -507,3 +507,107 @@ fn too_many() -> Error {
         "expand would hold more than {MAX_EXPANDED} documents: expand fewer paths or ask for a smaller page"
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::config::{Source, build_schema};
+
+    fn schema() -> Schema {
+        let table: toml::Table = toml::from_str(
+            r#"
+            [users]
+            auth = true
+            [posts.fields]
+            title = { type = "string" }
+            author = { type = "relation", to = "users" }
+            secret = { type = "relation", to = "users", hidden = true }
+            "#,
+        )
+        .unwrap();
+        let sources = table
+            .into_iter()
+            .map(|(slug, table)| Source {
+                file: "t.toml".into(),
+                prefix: String::new(),
+                slug: Some(slug),
+                table: table.as_table().unwrap().clone(),
+            })
+            .collect();
+        build_schema(sources).unwrap()
+    }
+
+    fn doc(value: serde_json::Value) -> Doc {
+        value.as_object().unwrap().clone()
+    }
+
+    /// Paths are checked for what they name; shared starts share a branch.
+    #[test]
+    fn parse_table() {
+        let schema = schema();
+        let posts = schema.get("posts").unwrap();
+        let anything = |_: &Collection, _: &crate::schema::Field| true;
+        let parse = |text: &str| {
+            Expand::parse(text, &schema, posts, &anything)
+                .map(|e| {
+                    e.branches
+                        .iter()
+                        .map(|b| format!("{}({})", b.name, b.children.branches.len()))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .map_err(|e| e.to_string())
+        };
+        assert_eq!(parse("author").unwrap(), "author(0)");
+        assert_eq!(
+            parse("author.posts_via_author,author").unwrap(),
+            "author(1)"
+        );
+        for (text, message) in [
+            ("secret", "unknown field \"secret\""),
+            ("author.nope", "unknown field \"nope\""),
+            ("title", "expand: `title` is not a relation"),
+            ("id", "expand: `id` is not a relation"),
+            ("", "expand has an empty name"),
+        ] {
+            assert_eq!(parse(text).unwrap_err(), message, "{text}");
+        }
+    }
+
+    /// Every copy an answer holds counts against the budget, nested documents included.
+    #[test]
+    fn attaching_counts_every_copy() {
+        let schema = schema();
+        let posts = schema.get("posts").unwrap();
+        let branch = Branch {
+            name: "author".into(),
+            target: schema.index_of("users").unwrap(),
+            link: Link::Forward {
+                field: posts
+                    .fields
+                    .iter()
+                    .position(|f| f.name == "author")
+                    .unwrap(),
+            },
+            children: Expand::default(),
+        };
+        let found = || {
+            vec![Found {
+                key: "u1".into(),
+                doc: doc(json!({"id": "u1", "expand": {"posts_via_author": [{"id": "p9"}]}})),
+                weight: 2,
+            }]
+        };
+        let mut docs: Vec<Doc> = (0..3)
+            .map(|i| doc(json!({"id": format!("p{i}"), "author": "u1"})))
+            .chain([doc(json!({"id": "p3", "author": null}))])
+            .collect();
+        assert_eq!(attach(&branch, posts, &mut docs, found(), 6).unwrap(), 6);
+        assert_eq!(docs[0]["expand"]["author"]["id"], "u1");
+        assert_eq!(docs[3]["expand"], json!({}), "no author, no key");
+        assert!(attach(&branch, posts, &mut docs, found(), 5).is_err());
+        assert_eq!(weight(&docs[0]), 2);
+    }
+}
