@@ -12,6 +12,8 @@ Environment:
   BENCH_POSTS     posts to seed (default 10000)
   BENCH_IMPORT    documents the batch import writes (default 10000), BENCH_BATCH per request (100)
   BENCH_OUT       the report to write (default docs/performance.md; "-" for none)
+  BENCH_ONLY      scenario keys to run, e.g. "h" or "b,h" (default all; for trials — the report
+                  then lists only those)
   BENCH_LUCENT_BIN / BENCH_LUCENT_REV   see bench/run
 """
 
@@ -46,6 +48,7 @@ N_POSTS = int(os.environ.get("BENCH_POSTS", "10000"))
 N_IMPORT = int(os.environ.get("BENCH_IMPORT", "10000"))
 BATCH_SIZE = int(os.environ.get("BENCH_BATCH", "100"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "performance.md"))
+ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 THREADS, CONNECTIONS = 2, 32
 N_USERS = 5  # post i belongs to user i % 5, so the bench user (user 0) owns N_POSTS / 5 posts
 PASSWORD = "bench-Password-2718"  # passes both products' default password policies
@@ -276,11 +279,19 @@ class Lucent(Server):
     def get(self, pid, auth=None):
         return self.http.request("GET", f"{self.posts}/{pid}", None, auth)[0]
 
+    def expanded_authors(self, auth):
+        """(status, [(post author id, expanded author id or None)]) of the expand=author page."""
+        st, doc = self.http.request("GET", self.paths()["expanded"], None, auth)
+        if st != 200:
+            return st, None
+        return st, [(d["author"], d.get("expand", {}).get("author", {}).get("id")) for d in doc["docs"]]
+
     def paths(self):
         filt = urllib.parse.quote(FILTER_LUCENT)
         return {
             "get": self.posts + "/{id}",
             "list": self.posts + "?limit=20",
+            "expanded": self.posts + "?limit=20&expand=author",
             "filtered": f"{self.posts}?filter={filt}&sort=-views&limit=20",
             "create": self.posts,
             "health": "/api/health",
@@ -316,6 +327,12 @@ class PocketBase(Server):
         admin = doc["token"]
         st, users = self.http.request("GET", "/api/collections/users", None, admin)
         assert st == 200, (st, users)
+        # Accounts readable by any signed-in caller, as Lucent's default `read` rule has them, so
+        # that `expand=author` (which checks the viewer's access to each author) is the same work.
+        signed_in = "@request.auth.id != ''"
+        st, doc = self.http.request("PATCH", "/api/collections/users",
+                                    {"listRule": signed_in, "viewRule": signed_in}, admin)
+        assert st == 200, (st, doc)
         posts = {
             "name": "posts",
             "type": "base",
@@ -394,11 +411,18 @@ class PocketBase(Server):
     def get(self, pid, auth=None):
         return self.http.request("GET", f"{self.posts}/{pid}", None, auth)[0]
 
+    def expanded_authors(self, auth):
+        st, doc = self.http.request("GET", self.paths()["expanded"], None, auth)
+        if st != 200:
+            return st, None
+        return st, [(d["author"], d.get("expand", {}).get("author", {}).get("id")) for d in doc["items"]]
+
     def paths(self):
         filt = urllib.parse.quote(FILTER_PB)
         return {
             "get": self.posts + "/{id}",
             "list": self.posts + "?perPage=20&sort=-created",
+            "expanded": self.posts + "?perPage=20&sort=-created&expand=author",
             "filtered": f"{self.posts}?filter={filt}&sort=-views&perPage=20",
             "create": self.posts,
             "health": "/api/health",
@@ -518,7 +542,17 @@ def check(srv, info, exp):
             row("filtered list as the bench user: totalDocs", exp["filter_total"], total)
     else:
         rows.append({"check": "filtered list", "expected": 200, "got": st, "ok": None})
-    return {"auth": info["has_auth"], "filter": has_filter, "read_rule": read_ok}, rows
+    has_expand = False
+    if token:
+        st, pairs = srv.expanded_authors(token)
+        has_expand = st == 200 and bool(pairs) and all(expanded for _, expanded in pairs)
+        if st == 200 and pairs is not None:
+            row("expand=author as the bench user: posts whose expanded author is their author",
+                20, sum(1 for author, expanded in pairs if author == expanded))
+        else:
+            rows.append({"check": "list with expand=author", "expected": 200, "got": st, "ok": None})
+    return ({"auth": info["has_auth"], "filter": has_filter, "read_rule": read_ok,
+             "expand": has_expand}, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -569,8 +603,9 @@ SCENARIOS = [
     ("f", "login", ("auth",)),
     ("e", "authenticated create", ("auth",)),
     ("g", "trivial route /api/health (ceiling)", ()),
+    ("h", "list of 20 posts with expand=author, as the bench user", ("expand", "auth")),
 ]
-TARGETS = {"a": 2, "b": 5, "c": 5, "d": 5, "e": 2, "f": 2}
+TARGETS = {"a": 2, "b": 5, "c": 5, "d": 5, "e": 2, "f": 2, "h": 5}
 BATCH_TARGET = 3
 
 
@@ -594,6 +629,8 @@ def run_scenario(key, srv, info, order_note):
     elif key == "f":
         path, body = srv.login_request(info["owner_email"])
         spec = dict(path=path, method="POST", body=json.dumps(body))
+    elif key == "h":
+        spec = dict(path=p["expanded"], auth=info["token"])
     else:
         spec = dict(path=p["health"])
     settle(srv)
@@ -709,6 +746,8 @@ def report(res):
     add("|---|---:|---:|---:|---|---:|---|---|---|---|")
     for key, title, _ in SCENARIOS:
         lr, pr = L["scenarios"].get(key), P["scenarios"].get(key)
+        if lr is None or pr is None:
+            continue  # not run (BENCH_ONLY)
         target = f"≥ {TARGETS[key]}×" if key in TARGETS else "(ceiling)"
         if key == "a":
             target += ", ≥ 50% of ceiling"
@@ -923,7 +962,7 @@ def main():
         if bad_pb:
             sys.exit(f"PocketBase gives unexpected answers; the harness is wrong: {bad_pb}")
         lf = res["Lucent"]["features"]
-        for n, (key, title, needs) in enumerate(SCENARIOS):
+        for n, (key, title, needs) in enumerate(s for s in SCENARIOS if not ONLY or s[0] in ONLY):
             order = servers if n % 2 == 0 else servers[::-1]
             for srv in order:
                 feats = res[srv.name]["features"]

@@ -619,6 +619,11 @@ mod tests {
                 &["collections.posts.fields.createdAt: `createdAt` is a system field"],
             ),
             (
+                "[collections.posts.fields]\nexpand = { type = \"string\" }\n",
+                &[],
+                &["collections.posts.fields.expand: `expand` is reserved"],
+            ),
+            (
                 "[collections.users]\nauth = { login_field = \"handle\" }\n",
                 &[],
                 &["collections.users.auth.login_field: login field `handle` is not declared"],

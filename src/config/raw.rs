@@ -328,10 +328,11 @@ impl JsonSchema for FieldTable {
     }
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        use crate::schema::{FIELD_NAME_PATTERN, SYSTEM_FIELDS};
+        use crate::schema::{FIELD_NAME_PATTERN, RESERVED_FIELDS, SYSTEM_FIELDS};
+        let refused: Vec<&str> = SYSTEM_FIELDS.into_iter().chain(RESERVED_FIELDS).collect();
         schemars::json_schema!({
             "type": "object",
-            "propertyNames": {"pattern": FIELD_NAME_PATTERN, "not": {"enum": SYSTEM_FIELDS}},
+            "propertyNames": {"pattern": FIELD_NAME_PATTERN, "not": {"enum": refused}},
             "additionalProperties": generator.subschema_for::<RawField>(),
         })
     }

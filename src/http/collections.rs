@@ -10,7 +10,7 @@ use serde_json::{Value as Json, json};
 use super::State;
 use super::answer::{json, ok, with_location};
 use super::error::ApiError;
-use super::extract::{JsonBody, KnownCollection};
+use super::extract::{GetParams, JsonBody, KnownCollection};
 use crate::auth::Principal;
 use crate::records::{Change, ListParams};
 use crate::schema::{Doc, doc_id};
@@ -32,6 +32,7 @@ pub async fn list(
 
 #[handler]
 pub async fn get_one(
+    GetParams { expand }: GetParams,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
     state: Data<&State>,
@@ -39,7 +40,7 @@ pub async fn get_one(
     let doc = state
         .lucent
         .records
-        .find_by_id(&principal, &slug, &id)
+        .find_by_id(&principal, &slug, &id, expand.as_deref())
         .await?;
     Ok(ok(&json!({ "doc": doc })))
 }

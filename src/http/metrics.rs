@@ -1,6 +1,6 @@
 //! `GET /api/metrics` in Prometheus text (SPEC §16), when `[metrics] enabled = true`: requests by
-//! route template and status, their latency, the database connections per group, the
-//! password-hashing queue. Counted with the `metrics` facade into this app's own recorder (no
+//! route template and status, their latency, the database connections per group, the statements
+//! the record readers ran, the password-hashing queue. Counted with the `metrics` facade into this app's own recorder (no
 //! global one, so two apps in one process keep their own numbers) and rendered by
 //! `metrics-exporter-prometheus`.
 //!
@@ -117,6 +117,8 @@ impl Metrics {
                 gauge!("lucent_db_connections", "pool" => usage.pool, "state" => "idle")
                     .set(usage.idle as f64);
             }
+            counter!("lucent_db_read_statements_total")
+                .absolute(self.lucent.database().read_statements());
             let (admitted, places) = self.lucent.passwords().queue_usage();
             gauge!("lucent_password_hashing_admitted").set(admitted as f64);
             gauge!("lucent_password_hashing_capacity").set(places as f64);
@@ -222,6 +224,10 @@ fn describe() {
     describe_gauge!(
         "lucent_db_connections",
         "Database connections by group (writer, readers, auth) and state (in_use, idle)."
+    );
+    describe_counter!(
+        "lucent_db_read_statements_total",
+        "SQL statements run by the record readers (lists, gets, expansions, their counts)."
     );
     describe_gauge!(
         "lucent_password_hashing_admitted",

@@ -136,7 +136,7 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at(
             "/api/:collection/:id",
             Methods::new()
-                .get(collections::get_one)
+                .list(collections::get_one)
                 .patch(idempotent(collections::update))
                 .delete(idempotent(collections::delete)),
         );

@@ -348,7 +348,7 @@ impl Records {
         let Some(data) = body.as_object() else {
             return Ok(work);
         };
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         if caller.require_scope("write").is_err() {
             return Ok(work);
         }

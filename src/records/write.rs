@@ -55,7 +55,7 @@ impl Records {
         prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         if !caller.allows(&policy.create, None, data) {
@@ -134,13 +134,16 @@ impl Records {
         prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         let mut stored = self
             .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
-        if !caller.allows(&policy.update, Some(&stored), data) {
+        if !self
+            .permits(writes, collection, &caller, &policy.update, &stored, data)
+            .await?
+        {
             return Err(denied(&caller, "you may not update this document"));
         }
         self.check_field_rules(
@@ -230,12 +233,15 @@ impl Records {
         id: &str,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
-        if !caller.allows(&policy.delete, Some(&stored), None) {
+        if !self
+            .permits(writes, collection, &caller, &policy.delete, &stored, None)
+            .await?
+        {
             return Err(denied(&caller, "you may not delete this document"));
         }
         let mut delete = Query::delete();

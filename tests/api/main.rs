@@ -12,6 +12,7 @@ mod cli;
 mod collections;
 mod config_schema;
 mod email;
+mod expand;
 mod fuzz;
 mod helpers;
 mod idempotency;

@@ -18,7 +18,7 @@ const EXAMPLE_CONFIG: &str = include_str!("../../lucent.toml");
 const EXAMPLE_POSTS: &str = include_str!("../../schemas/posts.toml");
 
 /// The example project (`lucent.toml` and `schemas/`) in a temp folder.
-async fn example(backend: &Backend) -> Server {
+pub(crate) async fn example(backend: &Backend) -> Server {
     Server::start_with(
         backend,
         EXAMPLE_CONFIG,
@@ -164,6 +164,72 @@ async fn document_states_the_schemas_limits_and_answers() {
         "#/components/schemas/postsSelected"
     );
     assert!(schemas["users"]["properties"].get("password").is_none());
+
+    // `expand`: what a document's `expand` may hold (the related documents, whole), and a
+    // parameter whose pattern spells out the paths every caller may expand.
+    let doc_ref = |slug: &str| json!({"$ref": format!("#/components/schemas/{slug}")});
+    for name in ["posts", "postsSelected"] {
+        assert_eq!(
+            schemas[name]["properties"]["expand"],
+            doc_ref("postsExpand")
+        );
+    }
+    let expand = &schemas["postsExpand"]["properties"];
+    assert_eq!(schemas["postsExpand"]["additionalProperties"], false);
+    assert_eq!(expand["author"], doc_ref("users"));
+    assert_eq!(
+        expand["related"],
+        json!({"type": "array", "items": doc_ref("posts"), "maxItems": 7})
+    );
+    assert_eq!(
+        expand["posts_via_related"],
+        json!({"type": "array", "items": doc_ref("posts"), "maxItems": 100})
+    );
+    let users_expand = &schemas["usersExpand"]["properties"];
+    assert_eq!(users_expand["follows"]["items"], doc_ref("users"));
+    assert_eq!(users_expand["posts_via_author"]["items"], doc_ref("posts"));
+    assert_eq!(users_expand["users_via_follows"]["maxItems"], 100);
+    assert!(
+        schemas["membersExpand"]["properties"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    for (path, method) in [("/api/posts", "get"), ("/api/posts/{id}", "get")] {
+        let parameters = paths[path][method]["parameters"].as_array().unwrap();
+        let expand = parameters
+            .iter()
+            .find(|p| p["name"] == "expand")
+            .unwrap_or_else(|| panic!("{path}: no expand"));
+        let pattern = regex::Regex::new(expand["schema"]["pattern"].as_str().unwrap()).unwrap();
+        let ten = ["author"; 10].join(",");
+        for ok in [
+            "author",
+            "author.posts_via_author.related",
+            "related.related.related",
+            "author,related,posts_via_related,author.follows",
+            ten.as_str(),
+        ] {
+            assert!(pattern.is_match(ok), "{path}: {ok}");
+        }
+        let eleven = ["author"; 11].join(",");
+        for refused in [
+            "",
+            "nope",
+            "author.nope",
+            "author,",
+            "related.related.related.related",
+            "title",
+            eleven.as_str(),
+        ] {
+            assert!(!pattern.is_match(refused), "{path}: {refused}");
+        }
+    }
+    // Nothing to expand, no parameter.
+    let members = paths["/api/members"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(members.iter().all(|p| p["name"] != "expand"));
 
     // Bodies: no `default` (generators make such properties required); hidden fields writable
     // but write-only; the limits the server checks.

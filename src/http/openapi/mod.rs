@@ -4,12 +4,14 @@
 //! The document is meant to be exact, so that generated clients type-check real answers and
 //! testing tools find nothing to report: every status a route can answer is listed, request
 //! schemas carry the limits the server enforces, response schemas hold for every parameter
-//! (`select` makes fields optional), and `links` chain create → get → update → delete.
+//! (`select` makes fields optional, `expand` adds `expand`), and `links` chain create → get →
+//! update → delete.
 //! `tests/api/openapi.rs` holds it to that with schemathesis and a typed TypeScript client.
 
 mod auth;
 mod batch;
 mod collections;
+mod expand;
 mod schemas;
 
 use serde_json::{Map, Value as Json, json};
@@ -335,6 +337,10 @@ pub fn document(config: &Config) -> Json {
             schemas::input(collection, policy, schemas::Body::Update),
         );
         schemas.insert(format!("{slug}Page"), schemas::page(slug));
+        schemas.insert(
+            format!("{slug}Expand"),
+            expand::component(&config.schema, collection),
+        );
     }
     batch::paths(config, &mut paths, &mut schemas);
     let mut responses: Map<String, Json> = Fail::ALL
