@@ -230,9 +230,6 @@ impl Records {
 }
 
 /// A stored document as the caller may see it: hidden fields removed.
-pub fn present(collection: &Collection, mut doc: Doc) -> Doc {
-    for field in collection.fields.iter().filter(|f| f.hidden) {
-        doc.remove(&field.name);
-    }
-    doc
+pub fn present(collection: &Collection, doc: Doc) -> Doc {
+    collection.without_hidden(doc)
 }
