@@ -40,7 +40,9 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod http;
+pub mod outbox;
 pub mod records;
 pub mod rules;
 pub mod schema;
@@ -59,18 +61,26 @@ pub const DEPENDENCY_RULE: &[(&str, &[&str])] = &[
     ("rules", &["schema"]),
     ("db", &["config", "schema"]),
     ("auth", &["config", "db", "schema"]),
+    ("outbox", &["config", "db", "schema"]),
+    ("events", &["config", "db", "outbox", "rules", "schema"]),
     ("access", &["auth::principal", "config", "rules", "schema"]),
     (
         "records",
-        &["access", "auth", "config", "db", "rules", "schema"],
+        &[
+            "access", "auth", "config", "db", "events", "rules", "schema",
+        ],
     ),
     (
         "accounts",
-        &["access", "auth", "config", "db", "records", "schema"],
+        &[
+            "access", "auth", "config", "db", "outbox", "records", "schema",
+        ],
     ),
     (
         "app",
-        &["access", "accounts", "auth", "config", "db", "records"],
+        &[
+            "access", "accounts", "auth", "config", "db", "events", "outbox", "records",
+        ],
     ),
     (
         "http",
@@ -81,7 +91,7 @@ pub const DEPENDENCY_RULE: &[(&str, &[&str])] = &[
     (
         "cli",
         &[
-            "accounts", "app", "auth", "config", "db", "http", "records", "schema",
+            "accounts", "app", "auth", "config", "db", "http", "outbox", "records", "schema",
         ],
     ),
 ];

@@ -8,6 +8,7 @@
 
 mod accounts;
 mod body;
+mod changes;
 mod error;
 mod params;
 mod query;
@@ -28,6 +29,7 @@ use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
 use crate::db::{Column, Database, Writes, decode_row};
+use crate::events::Events;
 use crate::rules::Residual;
 use crate::schema::{Collection, Schema};
 
@@ -52,6 +54,8 @@ pub struct Records {
     passwords: Passwords,
     policy: Arc<PasswordPolicy>,
     policies: Policies,
+    /// Told of every write (`changes`).
+    events: Events,
 }
 
 impl Records {
@@ -62,6 +66,7 @@ impl Records {
         passwords: Passwords,
         policy: PasswordPolicy,
         policies: Policies,
+        events: Events,
     ) -> Self {
         let plans = schema
             .collections
@@ -94,7 +99,13 @@ impl Records {
             passwords,
             policy: Arc::new(policy),
             policies,
+            events,
         }
+    }
+
+    /// Where committed writes are announced (`Events::subscribe`).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     pub fn schema(&self) -> &Schema {

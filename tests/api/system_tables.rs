@@ -121,7 +121,7 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
             "the fixture has the auth tables"
         );
         server.spawn(&[]);
-        assert_eq!(versions(&db).await, [1], "step 1 is recorded");
+        assert_eq!(versions(&db).await, [1, 2], "steps 1 and 2 are recorded");
 
         // Everything the old Lucent stored still works.
         let (status, login) = server
@@ -190,10 +190,10 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
         // A restart applies nothing again; the tables are those of a new database.
         server.stop();
         server.spawn(&[]);
-        assert_eq!(versions(&db).await, [1]);
+        assert_eq!(versions(&db).await, [1, 2]);
         let fresh = Server::start(&backend, &config).await;
         let fresh_db = connect(&fresh).await;
-        assert_eq!(versions(&fresh_db).await, [1]);
+        assert_eq!(versions(&fresh_db).await, [1, 2]);
         assert_eq!(system_shape(&db).await, system_shape(&fresh_db).await);
         db.close().await.ok();
         fresh_db.close().await.ok();
