@@ -85,7 +85,7 @@ pub const DEPENDENCY_RULE: &[(&str, &[&str])] = &[
     (
         "http",
         &[
-            "accounts", "app", "auth", "config", "db", "records", "schema",
+            "accounts", "app", "auth", "config", "db", "outbox", "records", "schema",
         ],
     ),
     (
