@@ -10,12 +10,14 @@
 //! | `rules`    | the predicate and filter language: lex → parse → check → `ir`, run by `eval` (in memory) or `sql` |
 //! | `db`       | connections per engine, DDL, rows ↔ values, collection migrations, and Lucent's own tables (`db::system`, versioned) |
 //! | `auth`     | credential primitives: the principal, passwords, secrets, JWT, sessions, lockout, API keys, email tokens and transports |
+//! | `outbox`   | the transactional outbox: rows written with the write that causes them, and the worker that sends them (webhooks, mails) |
+//! | `events`   | the one place where a committed write becomes an event: outbox rows in the write's transaction, and a stream after the commit |
 //! | `access`   | every rule compiled at startup, and the decisions records make with them |
 //! | `records`  | record operations (authorize → validate → database) and every read and write of an account: the only module that touches collection tables |
 //! | `accounts` | the account flows: register, login, refresh, sessions, authenticate, API keys, email verification and reset |
 //! | `app`      | the composition root: [`app::Lucent`] from a config |
 //! | `http`     | routes, extractors, thin handlers, the error envelope, the OpenAPI document |
-//! | `cli`      | `serve`, `check`, `migrate`, `openapi`, `user` |
+//! | `cli`      | `serve`, `check`, `migrate`, `outbox`, `openapi`, `user`, `schema`, `types`, `init` |
 //!
 //! # Dependency rule
 //!
@@ -24,6 +26,7 @@
 //! ```text
 //! cli → http → app → accounts → records → access → rules → schema
 //!                               accounts → auth,  records → auth,  access → auth::principal
+//!                               records → events → outbox → db,    accounts → outbox
 //!                    auth → db → config → schema
 //! ```
 //!
