@@ -438,8 +438,10 @@ async fn auth_tables(tx: &DatabaseTransaction) -> Result<(), DbErr> {
 async fn outbox_table(tx: &DatabaseTransaction) -> Result<(), DbErr> {
     let backend = tx.get_database_backend();
     let text = |n: u32| ColumnType::String(StringLen::N(n));
+    // `IF NOT EXISTS` like step 1: a database whose version record was lost takes it again.
     let table = Table::create()
         .table(Outbox::Table)
+        .if_not_exists()
         .col(
             ColumnDef::new_with_type(Outbox::Id, text(64))
                 .not_null()
