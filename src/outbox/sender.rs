@@ -19,19 +19,24 @@ const ANSWER_BYTES: usize = 64 * 1024;
 #[derive(Debug, Clone)]
 pub struct Poster {
     client: reqwest::Client,
+    timeout: Duration,
 }
 
 impl Poster {
     pub fn new() -> Self {
+        Self::with_timeout(TIMEOUT)
+    }
+
+    fn with_timeout(timeout: Duration) -> Self {
         let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
+            .timeout(timeout)
+            .connect_timeout(timeout)
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(concat!("Lucent-Webhooks/", env!("CARGO_PKG_VERSION")))
             .pool_max_idle_per_host(64)
             .build()
             .expect("a client without custom TLS roots builds");
-        Self { client }
+        Self { client, timeout }
     }
 
     /// Posts `body` to `url` as the message of outbox row `row_id`.
@@ -59,7 +64,7 @@ impl Poster {
             .body(body.to_string())
             .send()
             .await
-            .map_err(describe)?;
+            .map_err(|e| self.describe(e))?;
         let status = response.status();
         // Read a little of the answer so the connection can serve the next message.
         let mut read = 0;
@@ -83,17 +88,92 @@ impl Default for Poster {
     }
 }
 
-fn describe(error: reqwest::Error) -> String {
-    if error.is_timeout() {
-        return format!("no answer within {} s", TIMEOUT.as_secs());
+impl Poster {
+    /// A transport failure, in words without the URL (it may hold credentials).
+    fn describe(&self, error: reqwest::Error) -> String {
+        if error.is_timeout() {
+            return format!("no answer within {:?}", self.timeout);
+        }
+        let error = error.without_url();
+        let mut text = error.to_string();
+        let mut source = std::error::Error::source(&error);
+        while let Some(inner) = source {
+            text.push_str(": ");
+            text.push_str(&inner.to_string());
+            source = inner.source();
+        }
+        text
     }
-    let error = error.without_url();
-    let mut text = error.to_string();
-    let mut source = std::error::Error::source(&error);
-    while let Some(inner) = source {
-        text.push_str(": ");
-        text.push_str(&inner.to_string());
-        source = inner.source();
+}
+
+#[cfg(test)]
+mod tests {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+
+    use super::*;
+
+    fn secret() -> WebhookSecret {
+        WebhookSecret::parse("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw").unwrap()
     }
-    text
+
+    /// A listener that answers every connection with `answer` after reading the request (or
+    /// never answers, for `None`).
+    async fn listener(answer: Option<&'static str>) -> String {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!(
+            "http://user:hunter2@{}/hook",
+            listener.local_addr().unwrap()
+        );
+        tokio::spawn(async move {
+            while let Ok((mut stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buffer = [0u8; 4096];
+                    let _ = stream.read(&mut buffer).await;
+                    match answer {
+                        Some(answer) => {
+                            let _ = stream.write_all(answer.as_bytes()).await;
+                        }
+                        None => tokio::time::sleep(Duration::from_secs(30)).await,
+                    }
+                });
+            }
+        });
+        url
+    }
+
+    #[tokio::test]
+    async fn only_2xx_is_success_and_errors_hide_the_url() {
+        let poster = Poster::with_timeout(Duration::from_millis(300));
+        let ok = listener(Some("HTTP/1.1 204 No Content\r\ncontent-length: 0\r\n\r\n")).await;
+        assert_eq!(poster.post(&ok, &secret(), "row", "{}").await, Ok(()));
+        let moved = listener(Some(
+            "HTTP/1.1 302 Found\r\nlocation: http://127.0.0.1:9/\r\ncontent-length: 0\r\n\r\n",
+        ))
+        .await;
+        assert_eq!(
+            poster.post(&moved, &secret(), "row", "{}").await,
+            Err("the receiver answered HTTP 302".into()),
+            "redirects are not followed"
+        );
+        let silent = listener(None).await;
+        let started = std::time::Instant::now();
+        assert_eq!(
+            poster.post(&silent, &secret(), "row", "{}").await,
+            Err("no answer within 300ms".into())
+        );
+        assert!(started.elapsed() < Duration::from_secs(2));
+        let closed = {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            format!("http://user:hunter2@{}/", listener.local_addr().unwrap())
+        };
+        let refused = poster
+            .post(&closed, &secret(), "row", "{}")
+            .await
+            .unwrap_err();
+        assert!(
+            !refused.contains("hunter2") && !refused.contains("127.0.0.1"),
+            "{refused}"
+        );
+    }
 }
