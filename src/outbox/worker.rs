@@ -29,6 +29,12 @@ const BATCH: u64 = 256;
 /// How often the worker looks for due rows without being nudged.
 pub const POLL: Duration = Duration::from_secs(1);
 
+/// How long a nudged worker lets further commits gather before it claims, and the recorder lets
+/// outcomes gather before it writes them: under load, one claim and one delete per batch of
+/// messages rather than per commit, which keeps the worker's statements from crowding the
+/// writes that cause them (on SQLite they share one writer).
+const GATHER: Duration = Duration::from_millis(20);
+
 /// What became of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -84,7 +90,7 @@ impl Worker {
         loop {
             worker.dispatch(&slots, &outcomes).await;
             tokio::select! {
-                () = worker.outbox.nudge.notified() => {}
+                () = worker.outbox.nudge.notified() => tokio::time::sleep(GATHER).await,
                 () = tokio::time::sleep(POLL) => {}
                 () = &mut shutdown => break,
             }
@@ -170,7 +176,16 @@ impl Worker {
 async fn record(worker: Arc<Worker>, mut received: mpsc::UnboundedReceiver<(Claimed, Outcome)>) {
     let db = &worker.outbox.db;
     let mut batch = Vec::new();
-    while received.recv_many(&mut batch, 512).await > 0 {
+    while received.recv_many(&mut batch, 1024).await > 0 {
+        if batch.len() < 1024 {
+            tokio::time::sleep(GATHER).await;
+            while batch.len() < 1024 {
+                match received.try_recv() {
+                    Ok(outcome) => batch.push(outcome),
+                    Err(_) => break,
+                }
+            }
+        }
         let mut done = Vec::new();
         for (row, outcome) in batch.drain(..) {
             match outcome {
