@@ -11,6 +11,7 @@ mod fuzz;
 pub mod json_schema;
 pub mod raw;
 mod sections;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use diag::{Diagnostic, Diagnostics, key};
 use raw::RawConfig;
 
 pub use collections::{Source, build as build_schema};
+pub use webhooks::{EventPattern, SECRET_BYTES, SECRET_PREFIX, WebhookConfig, WebhookSecret};
 
 use crate::schema::Schema;
 
@@ -173,6 +175,8 @@ pub struct Config {
     pub auth: AuthConfig,
     pub email: EmailConfig,
     pub metrics: MetricsConfig,
+    /// `[[webhooks]]`, in order.
+    pub webhooks: Vec<WebhookConfig>,
     pub schema: Schema,
 }
 
@@ -284,6 +288,13 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
     let metrics = build_metrics(raw.metrics.unwrap_or_default(), path, &mut diags);
     let (schema, schema_diags) = collections::build_partial(sources, complete);
     diags.0.extend(schema_diags.0);
+    let webhooks = webhooks::build_webhooks(
+        raw.webhooks.unwrap_or_default(),
+        &schema,
+        complete,
+        path,
+        &mut diags,
+    );
     let config = Config {
         file: path.to_path_buf(),
         server,
@@ -291,6 +302,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         auth,
         email,
         metrics,
+        webhooks,
         schema,
     };
     (config, diags)
@@ -518,6 +530,26 @@ mod tests {
                 "[metrics]\nenabled = \"yes\"\n",
                 &[],
                 &["metrics.enabled: expected true or false, found the string \"yes\""],
+            ),
+            (
+                "[[webhooks]]\nurl = \"ftp://x\"\nevents = [\"posts.create\", \"notes.*\", \"posts.created\"]\nsecret = \"abc\"\n[collections.posts]\n",
+                &[],
+                &[
+                    "webhooks[0].url: `ftp://x` is not an http:// or https:// URL",
+                    "webhooks[0].events[1]: unknown collection `notes`",
+                    "webhooks[0].events[2]: unknown action `created`",
+                    "webhooks[0].secret: must start with `whsec_`",
+                ],
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://a.test/h\"\nevents = []\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n[[webhooks]]\nurl = \"http://a.test/h\"\nevents = [\"posts.*\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nretries = 3\n[[webhooks]]\nevents = [\"posts.*\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n[collections.posts]\n",
+                &[],
+                &[
+                    "webhooks[0].events: needs at least one event",
+                    "webhooks[1].retries: unknown key `retries`",
+                    "webhooks[1].url: the same url as webhooks[0]",
+                    "webhooks[2].url: missing required key `url`",
+                ],
             ),
             (
                 "[collections.metrics]\n",

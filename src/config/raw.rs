@@ -9,11 +9,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::json_schema::{
-    DurationText, EnvName, FieldTypeName, OnDeleteName, SizeText, Slug, TransportName,
+    DurationText, EnvName, EventName, FieldTypeName, OnDeleteName, SizeText, Slug, TransportName,
+    WebhookSecretText,
 };
 
-/// `lucent.toml`: the server, the database, accounts, mail, metrics, and collections declared
-/// inline (`[collections.<slug>]`) beside the files of the `schemas` folder.
+/// `lucent.toml`: the server, the database, accounts, mail, metrics, webhooks, and collections
+/// declared inline (`[collections.<slug>]`) beside the files of the `schemas` folder.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "lucent.toml")]
@@ -26,6 +27,10 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub email: Option<RawEmail>,
     pub metrics: Option<RawMetrics>,
+    /// Receivers of committed writes (`[[webhooks]]`, docs/webhooks.md).
+    // Kept as values: each entry is decoded on its own, so one bad entry does not hide the rest.
+    #[schemars(with = "Option<Vec<RawWebhook>>")]
+    pub webhooks: Option<Vec<toml::Value>>,
     /// Collections declared here, by slug; each may also be a file `schemas/<slug>.toml`.
     // Kept as tables: `schema::build` decodes each into a `RawCollection` on its own, so the
     // problems of one do not hide another's.
@@ -184,6 +189,25 @@ pub struct RawMetrics {
     /// When set, every scrape needs `Authorization: Bearer <token>`; unset, only loopback
     /// callers are answered.
     pub token: Option<String>,
+}
+
+/// `[[webhooks]]`: a URL that receives every matching committed write as a signed POST
+/// (Standard Webhooks).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Webhook")]
+pub struct RawWebhook {
+    /// The receiver: an http:// or https:// URL, once per config (it names the webhook).
+    pub url: String,
+    /// Which writes: `collection.action` (create, update, delete) or `collection.*`.
+    #[schemars(with = "Vec<EventName>", length(min = 1))]
+    pub events: Vec<String>,
+    /// Only documents for which this expression holds (docs/access.md syntax; fields by name or
+    /// `doc.<field>`; a delete is matched against the document as it was).
+    pub filter: Option<String>,
+    /// `whsec_<base64 of 24 to 64 random bytes>`; put it in the environment: `"${WEBHOOK_SECRET}"`.
+    #[schemars(with = "WebhookSecretText")]
+    pub secret: String,
 }
 
 /// A collection: a `[collections.<slug>]` table of `lucent.toml`, or a whole file

@@ -28,7 +28,7 @@ use sea_orm::{
 pub use ddl::{datetime_type, table_statements};
 pub use lanes::{Lanes, Lifted};
 pub use rows::{Column, decode_row, to_sql_value};
-pub use unit::Writes;
+pub use unit::{Transaction, Writes};
 
 use crate::config::DatabaseConfig;
 

@@ -1,6 +1,6 @@
 //! `GET /api/metrics` in Prometheus text (SPEC §16), when `[metrics] enabled = true`: requests by
 //! route template and status, their latency, the database connections per group, the statements
-//! the record readers ran, the password-hashing queue. Counted with the `metrics` facade into this app's own recorder (no
+//! the record readers ran, the password-hashing queue, the outbox backlog. Counted with the `metrics` facade into this app's own recorder (no
 //! global one, so two apps in one process keep their own numbers) and rendered by
 //! `metrics-exporter-prometheus`.
 //!
@@ -109,7 +109,8 @@ impl Metrics {
     }
 
     /// The gauges, read now: what they measure lives elsewhere and is only sampled at a scrape.
-    fn sample(&self) {
+    /// `backlog`: the outbox's rows by kind and state (`None` when it could not be read).
+    fn sample(&self, backlog: Option<Vec<(String, String, i64)>>) {
         metrics::with_local_recorder(&self.recorder, || {
             for usage in self.lucent.database().pool_usage() {
                 gauge!("lucent_db_connections", "pool" => usage.pool, "state" => "in_use")
@@ -122,8 +123,19 @@ impl Metrics {
             let (admitted, places) = self.lucent.passwords().queue_usage();
             gauge!("lucent_password_hashing_admitted").set(admitted as f64);
             gauge!("lucent_password_hashing_capacity").set(places as f64);
-            // Issue 15 (the outbox) adds `lucent_outbox_backlog` and issue 16 (realtime)
-            // `lucent_realtime_clients` here, sampled like the pools above.
+            if let Some(backlog) = &backlog {
+                for kind in ["webhook", "email"] {
+                    for state in ["pending", "failed"] {
+                        let count = backlog
+                            .iter()
+                            .find(|(k, s, _)| k == kind && s == state)
+                            .map_or(0, |(_, _, count)| *count);
+                        gauge!("lucent_outbox_backlog", "kind" => kind, "state" => state)
+                            .set(count as f64);
+                    }
+                }
+            }
+            // Issue 16 (realtime) adds `lucent_realtime_clients` here, sampled like the pools.
         });
     }
 
@@ -237,6 +249,10 @@ fn describe() {
         "lucent_password_hashing_capacity",
         "Places in the password-hashing queue."
     );
+    describe_gauge!(
+        "lucent_outbox_backlog",
+        "Outbox rows by kind (webhook, email) and state: pending (waiting, being sent or to be retried) and failed (given up; `lucent outbox retry` requeues)."
+    );
 }
 
 /// Folds histogram samples into buckets every [`UPKEEP`] until the metrics are dropped, so
@@ -279,7 +295,14 @@ pub async fn scrape(request: &Request, metrics: Data<&Arc<Metrics>>) -> Response
             .into_response();
         }
     }
-    metrics.sample();
+    let backlog = match crate::outbox::table::backlog(metrics.lucent.database()).await {
+        Ok(backlog) => Some(backlog),
+        Err(e) => {
+            tracing::warn!(error = %e, "the outbox backlog cannot be read for the metrics");
+            None
+        }
+    };
+    metrics.sample(backlog);
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.handle.render())

@@ -267,6 +267,17 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
         header: lucent.config.server.header_timeout,
         idle: lucent.config.server.idle_timeout,
     };
+    // The outbox worker runs beside the server and stops after it: answers still being written
+    // may add rows, which the worker's next start (or another instance) sends.
+    let stop_deliveries = Arc::new(tokio::sync::Notify::new());
+    let deliveries = {
+        let (lucent, stop) = (lucent.clone(), stop_deliveries.clone());
+        tokio::spawn(async move {
+            if let Err(e) = lucent.deliver(stop.notified()).await {
+                tracing::error!(error = %e, "the outbox worker stopped");
+            }
+        })
+    };
     server::run(
         listener,
         app(lucent),
@@ -275,6 +286,14 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
         Duration::from_secs(30),
     )
     .await;
+    stop_deliveries.notify_one();
+    // Deliveries under way end within their own time limit (10 s for a webhook).
+    if tokio::time::timeout(Duration::from_secs(30), deliveries)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox deliveries still running after 30 s: stopping anyway");
+    }
     statistics.abort();
     database.close().await;
     tracing::info!("stopped");

@@ -10,6 +10,7 @@
 mod accounts;
 mod batch;
 mod body;
+mod changes;
 mod error;
 mod expand;
 mod lists;
@@ -34,6 +35,7 @@ use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
 use crate::db::{Column, Database, Writes, decode_row};
+use crate::events::Events;
 use crate::rules::{Residual, Rule};
 use crate::schema::{Collection, Schema, doc_id};
 
@@ -58,6 +60,8 @@ pub struct Records {
     passwords: Passwords,
     policy: Arc<PasswordPolicy>,
     policies: Policies,
+    /// Told of every write (`changes`).
+    events: Events,
 }
 
 impl Records {
@@ -68,6 +72,7 @@ impl Records {
         passwords: Passwords,
         policy: PasswordPolicy,
         policies: Policies,
+        events: Events,
     ) -> Self {
         let plans = schema
             .collections
@@ -104,7 +109,13 @@ impl Records {
             passwords,
             policy: Arc::new(policy),
             policies,
+            events,
         }
+    }
+
+    /// Where committed writes are announced (`Events::subscribe`).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     pub fn schema(&self) -> &Schema {
@@ -327,9 +338,6 @@ impl Records {
 }
 
 /// A stored document as the caller may see it: hidden fields removed.
-pub fn present(collection: &Collection, mut doc: Doc) -> Doc {
-    for field in collection.fields.iter().filter(|f| f.hidden) {
-        doc.remove(&field.name);
-    }
-    doc
+pub fn present(collection: &Collection, doc: Doc) -> Doc {
+    collection.without_hidden(doc)
 }

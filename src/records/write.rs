@@ -12,6 +12,7 @@ use super::{Doc, Error, Records, Result};
 use crate::access::Caller;
 use crate::auth::Principal;
 use crate::db::{Writes, to_sql_value};
+use crate::events::Change;
 use crate::schema::{Collection, Value, now};
 
 impl Records {
@@ -88,20 +89,22 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut statements = vec![writes.build(&insert)];
-        statements.extend(list_statements(writes, collection, &id, &values, false)?);
-        if let Err(error) = writes.execute(statements).await {
-            return Err(self.explain(writes, collection, &values, error).await);
-        }
-
         let mut doc = Doc::new();
-        doc.insert("id".into(), Json::String(id));
-        for (index, value) in values {
-            doc.insert(collection.fields[index].name.clone(), value.to_json());
+        doc.insert("id".into(), Json::String(id.clone()));
+        for (index, value) in &values {
+            doc.insert(collection.fields[*index].name.clone(), value.to_json());
         }
         let stamp = Value::Time(now).to_json();
         doc.insert("createdAt".into(), stamp.clone());
         doc.insert("updatedAt".into(), stamp);
+        let change = Change::created(&collection.slug, doc.clone());
+        let mut statements = vec![writes.build(&insert)];
+        statements.extend(list_statements(writes, collection, &id, &values, false)?);
+        statements.extend(self.events.statements(&change, backend));
+        if let Err(error) = writes.execute(statements).await {
+            return Err(self.explain(writes, collection, &values, error).await);
+        }
+        self.announce(writes, vec![change]);
         Ok(doc)
     }
 
@@ -176,7 +179,12 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        // The update comes first: its count says whether the document still exists.
+        let previous = stored.clone();
+        for (index, value) in &values {
+            stored.insert(collection.fields[*index].name.clone(), value.to_json());
+        }
+        stored.insert("updatedAt".into(), Value::Time(now).to_json());
+        let change = Change::updated(&collection.slug, stored.clone(), previous);
         let mut statements = vec![writes.build(&update)];
         statements.extend(list_statements(writes, collection, id, &values, true)?);
         if credentials_changed {
@@ -186,8 +194,10 @@ impl Records {
                 .and_then(|u| u.session_id.as_deref());
             statements.extend(self.credentials_changed(collection, id, keep));
         }
-        let affected = match writes.execute(statements).await {
-            Ok(affected) => affected[0],
+        statements.extend(self.events.statements(&change, backend));
+        match writes.execute_if_found(statements).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::NotFound), // deleted meanwhile: nothing was written
             Err(error) => {
                 let explained = self.explain(writes, collection, &values, error).await;
                 // Deleted meanwhile, a document's new list fails its foreign key: still a 404.
@@ -201,14 +211,8 @@ impl Records {
                 }
                 return Err(explained);
             }
-        };
-        if affected == 0 {
-            return Err(Error::NotFound); // deleted meanwhile
         }
-        for (index, value) in values {
-            stored.insert(collection.fields[index].name.clone(), value.to_json());
-        }
-        stored.insert("updatedAt".into(), Value::Time(now).to_json());
+        self.announce(writes, vec![change]);
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
@@ -244,19 +248,25 @@ impl Records {
         {
             return Err(denied(&caller, "you may not delete this document"));
         }
+        let mut changes = vec![Change::deleted(&collection.slug, stored.clone())];
+        changes.extend(self.cascaded(writes, collection, id).await?);
         let mut delete = Query::delete();
         delete
             .from_table(Alias::new(&collection.slug))
             .and_where(Expr::col(Alias::new("id")).eq(id));
         let mut statements = vec![writes.build(&delete)];
         statements.extend(self.account_deleted(collection, id));
-        let affected = writes
-            .execute(statements)
+        for change in &changes {
+            statements.extend(self.events.statements(change, writes.backend()));
+        }
+        let found = writes
+            .execute_if_found(statements)
             .await
             .map_err(|e| write_error(collection, e))?;
-        if affected[0] == 0 {
+        if found.is_none() {
             return Err(Error::NotFound);
         }
+        self.announce(writes, changes);
         Ok(self.shown(collection, policy, &caller, stored))
     }
 

@@ -208,6 +208,15 @@ impl Collection {
         self.fields.iter().find(|f| f.name == name)
     }
 
+    /// `doc` without the hidden fields: what any rendering of a stored document starts from
+    /// (`records::present`, and webhook payloads, which no caller's field rules apply to).
+    pub fn without_hidden(&self, mut doc: Doc) -> Doc {
+        for field in self.fields.iter().filter(|f| f.hidden) {
+            doc.remove(&field.name);
+        }
+        doc
+    }
+
     /// The login field of an auth collection.
     pub fn login_field(&self) -> Option<&Field> {
         self.auth
@@ -246,6 +255,26 @@ pub struct FieldAccess {
     pub read: Option<PredicateSource>,
     pub create: Option<PredicateSource>,
     pub update: Option<PredicateSource>,
+}
+
+/// What a write did to a document: the actions webhooks name (`posts.create`) and events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub const ALL: [Action; 3] = [Action::Create, Action::Update, Action::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
