@@ -454,6 +454,7 @@ mod tests {
                 "auth",
                 "email",
                 "metrics",
+                "realtime",
                 "webhooks",
                 "collections"
             ]

@@ -10,6 +10,7 @@ mod accounts;
 mod body;
 mod changes;
 mod error;
+mod live;
 mod params;
 mod query;
 mod write;
@@ -21,6 +22,7 @@ use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
 pub use error::{Error, Result};
+pub use live::{LiveFilter, Viewer};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
 
