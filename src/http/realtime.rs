@@ -29,16 +29,27 @@ pub async fn stream(state: Data<&State>) -> Response {
             .into_response();
         }
     };
-    let (id, frames, guard) = connection.into_parts();
+    let (id, frames, queue, guard) = connection.into_parts();
     let connect = Event::message(json!({ "clientId": &*id }).to_string()).event_type("connect");
-    // The guard lives as long as the stream: when the client goes, so does its registration.
-    let events = futures_util::stream::unfold((frames, guard), |(mut frames, guard)| async move {
-        let frame = frames.recv().await?;
-        Some((
-            Event::message(&*frame.data).event_type(&*frame.event),
-            (frames, guard),
-        ))
-    });
+    // The guard lives as long as the stream: when the client goes, so does its registration. A
+    // client the hub removed (not reading, credentials ended) ends at once, its queue unsent.
+    let events = futures_util::stream::unfold(
+        (frames, queue, guard),
+        |(mut frames, queue, guard)| async move {
+            if queue.gone() {
+                return None;
+            }
+            let frame = frames.recv().await?;
+            queue.taken(&frame);
+            if queue.gone() {
+                return None;
+            }
+            Some((
+                Event::message(&*frame.data).event_type(&*frame.event),
+                (frames, queue, guard),
+            ))
+        },
+    );
     SSE::new(futures_util::stream::once(async move { connect }).chain(events))
         .keep_alive(HEARTBEAT)
         .into_response()

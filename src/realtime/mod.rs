@@ -14,7 +14,7 @@
 mod topics;
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, Once};
 use std::time::Duration;
 
@@ -30,6 +30,8 @@ pub use topics::{MAX_SUBSCRIPTIONS, Refusal, Subscription};
 
 /// Frames a client may have waiting before it is dropped as not reading.
 pub const BUFFER: usize = 256;
+/// Bytes of event data a client may have waiting (beyond one event) before it is dropped.
+pub const BUFFER_BYTES: usize = 1024 * 1024;
 /// How often bound credentials are checked: events stop, and streams close, at most this long
 /// (plus one authentication per distinct credential) after a session or key ends.
 pub const CHECK_EVERY: Duration = Duration::from_secs(1);
@@ -60,8 +62,45 @@ struct Hub {
 
 struct Client {
     sender: mpsc::Sender<Frame>,
+    queue: Arc<Queue>,
     binding: Option<Binding>,
     subscriptions: Arc<Vec<Subscription>>,
+}
+
+/// What a client's queue holds, shared by the hub (which adds) and its stream (which takes).
+#[derive(Default)]
+pub struct Queue {
+    bytes: AtomicUsize,
+    /// Set when the hub removed the client: its stream ends without sending what is queued.
+    gone: AtomicBool,
+}
+
+impl Queue {
+    /// Whether the client was removed (its stream should end now).
+    pub fn gone(&self) -> bool {
+        self.gone.load(Ordering::SeqCst)
+    }
+
+    /// A frame left the queue for the wire.
+    pub fn taken(&self, frame: &Frame) {
+        self.bytes.fetch_sub(frame.data.len(), Ordering::SeqCst);
+    }
+
+    /// Room for `bytes` more (an empty queue always takes one frame).
+    fn admit(&self, bytes: usize) -> bool {
+        let queued = self.bytes.fetch_add(bytes, Ordering::SeqCst);
+        if queued > 0 && queued + bytes > BUFFER_BYTES {
+            self.bytes.fetch_sub(bytes, Ordering::SeqCst);
+            return false;
+        }
+        true
+    }
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.queue.gone.store(true, Ordering::SeqCst);
+    }
 }
 
 #[derive(Clone)]
@@ -91,6 +130,7 @@ pub enum SubscribeError {
 pub struct Connection {
     pub id: Arc<str>,
     pub frames: mpsc::Receiver<Frame>,
+    pub queue: Arc<Queue>,
     guard: Guard,
 }
 
@@ -106,9 +146,17 @@ impl Drop for Guard {
 }
 
 impl Connection {
-    /// The frames, then the end of the stream; the client is removed when this is dropped.
-    pub fn into_parts(self) -> (Arc<str>, mpsc::Receiver<Frame>, impl Send + Sync + 'static) {
-        (self.id, self.frames, self.guard)
+    /// The id, the frames (ending when the client is removed), the queue's state, and a guard
+    /// that removes the client when dropped.
+    pub fn into_parts(
+        self,
+    ) -> (
+        Arc<str>,
+        mpsc::Receiver<Frame>,
+        Arc<Queue>,
+        impl Send + Sync + 'static,
+    ) {
+        (self.id, self.frames, self.queue, self.guard)
     }
 }
 
@@ -146,6 +194,7 @@ impl Realtime {
     pub fn connect(&self) -> Result<Connection, ConnectError> {
         self.start();
         let (sender, frames) = mpsc::channel(BUFFER);
+        let queue = Arc::new(Queue::default());
         let id: Arc<str> = Secret::generate().expose().into();
         {
             let mut clients = self.inner.lock();
@@ -156,6 +205,7 @@ impl Realtime {
                 id.clone(),
                 Client {
                     sender,
+                    queue: queue.clone(),
                     binding: None,
                     subscriptions: Arc::new(Vec::new()),
                 },
@@ -164,6 +214,7 @@ impl Realtime {
         Ok(Connection {
             id: id.clone(),
             frames,
+            queue,
             guard: Guard {
                 hub: self.inner.clone(),
                 id,
@@ -251,6 +302,7 @@ fn same_caller(bound: &Binding, credentials: &Credentials, principal: &Principal
 struct Target {
     id: Arc<str>,
     sender: mpsc::Sender<Frame>,
+    queue: Arc<Queue>,
     binding: Binding,
     subscriptions: Arc<Vec<Subscription>>,
 }
@@ -304,6 +356,7 @@ fn fan_out(hub: &Hub, change: &Change) -> Vec<Arc<str>> {
                     .then(|| Target {
                         id: id.clone(),
                         sender: client.sender.clone(),
+                        queue: client.queue.clone(),
                         binding: binding.clone(),
                         subscriptions: client.subscriptions.clone(),
                     })
@@ -342,6 +395,10 @@ fn fan_out(hub: &Hub, change: &Change) -> Vec<Arc<str>> {
                 event: subscription.topic.as_str().into(),
                 data: data.clone(),
             };
+            if !target.queue.admit(frame.data.len()) {
+                dropped.push(target.id.clone());
+                break;
+            }
             match target.sender.try_send(frame) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(_)) => {

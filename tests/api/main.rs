@@ -19,6 +19,7 @@ mod lists;
 mod migrations;
 mod openapi;
 mod operations;
+mod realtime;
 mod receiver;
 mod scenario;
 mod serving;
