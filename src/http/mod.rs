@@ -69,7 +69,7 @@ pub fn realtime_hub(lucent: &Lucent) -> crate::realtime::Realtime {
 
 /// [`app`] with its realtime hub (which `serve` closes when it stops).
 pub fn app_with(lucent: Lucent, realtime: crate::realtime::Realtime) -> impl Endpoint {
-    let metrics = metrics::Metrics::new(&lucent);
+    let metrics = metrics::Metrics::new(&lucent, &realtime);
     let document = openapi::document(&lucent.config).to_string();
     let static_dir = lucent.config.server.static_dir.clone();
     let origins = origin::Origins::new(&lucent.config.server);

@@ -632,7 +632,11 @@ async fn a_client_that_does_not_read_is_dropped() {
 #[tokio::test]
 async fn max_clients_holds_under_a_race() {
     let backend = &backends()[0];
-    let server = Server::start(backend, &config("[realtime]\nmax_clients = 3\n")).await;
+    let server = Server::start(
+        backend,
+        &config("[realtime]\nmax_clients = 3\n[metrics]\nenabled = true\n"),
+    )
+    .await;
     let attempts = (0..10).map(|_| server.client.get(server.url("/api/realtime")).send());
     let responses = futures::future::join_all(attempts).await;
     let mut open = Vec::new();
@@ -650,4 +654,38 @@ async fn max_clients_holds_under_a_race() {
         }
     }
     assert_eq!((open.len(), refused), (3, 7));
+    let metrics = server
+        .client
+        .get(server.url("/api/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(metrics.contains("lucent_realtime_clients 3"), "{metrics}");
+}
+
+#[tokio::test]
+async fn streams_end_when_the_server_stops() {
+    let backend = &backends()[0];
+    let mut server = Server::start(backend, &config("")).await;
+    let mut stream = Stream::open(&server).await;
+    let started = std::time::Instant::now();
+    let status = tokio::task::spawn_blocking(move || {
+        let status = server.stop();
+        (status, server)
+    });
+    assert!(matches!(
+        stream.next(Duration::from_secs(10)).await,
+        Next::End
+    ));
+    let (status, _server) = status.await.unwrap();
+    assert!(status.success(), "{status}");
+    // Far below the 30 s drain an open stream would otherwise hold.
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
 }
