@@ -452,6 +452,22 @@ async fn subscriptions_are_checked_and_bound_to_the_first_credentials() {
         .await;
         assert_eq!(status, 204);
         drop(stream);
+
+        // Both routes are in the OpenAPI document.
+        let (_, document) = server.get("/api/openapi.json").await;
+        let realtime = &document["paths"]["/api/realtime"];
+        assert!(
+            realtime["get"]["responses"]["503"].is_object(),
+            "{realtime}"
+        );
+        assert!(
+            realtime["post"]["responses"]["204"].is_object(),
+            "{realtime}"
+        );
+        assert!(
+            realtime["post"]["responses"]["403"].is_object(),
+            "{realtime}"
+        );
     }
 }
 
