@@ -15,6 +15,7 @@
 //! | `access`   | every rule compiled at startup, and the decisions records make with them |
 //! | `records`  | record operations (authorize → validate → database) and every read and write of an account: the only module that touches collection tables |
 //! | `accounts` | the account flows: register, login, refresh, sessions, authenticate, API keys, email verification and reset |
+//! | `realtime` | Server-Sent Events: clients, their subscriptions and bound credentials, each committed change delivered as its subscriber's rules allow |
 //! | `app`      | the composition root: [`app::Lucent`] from a config |
 //! | `http`     | routes, extractors, thin handlers, the error envelope, idempotent retries, the OpenAPI document |
 //! | `cli`      | `serve`, `check`, `migrate`, `outbox`, `openapi`, `user`, `schema`, `types`, `init` |
@@ -25,6 +26,7 @@
 //!
 //! ```text
 //! cli → http → app → accounts → records → access → rules → schema
+//!        http → realtime → accounts, records, events
 //!                               accounts → auth,  records → auth,  access → auth::principal
 //!                               records → events → outbox → db,    accounts → outbox
 //!                    auth → db → config → schema
@@ -46,6 +48,7 @@ pub mod db;
 pub mod events;
 pub mod http;
 pub mod outbox;
+pub mod realtime;
 pub mod records;
 pub mod rules;
 pub mod schema;
@@ -85,10 +88,11 @@ pub const DEPENDENCY_RULE: &[(&str, &[&str])] = &[
             "access", "accounts", "auth", "config", "db", "events", "outbox", "records",
         ],
     ),
+    ("realtime", &["accounts", "auth", "events", "records"]),
     (
         "http",
         &[
-            "accounts", "app", "auth", "config", "db", "outbox", "records", "schema",
+            "accounts", "app", "auth", "config", "db", "outbox", "realtime", "records", "schema",
         ],
     ),
     (

@@ -514,6 +514,7 @@ mod tests {
                 "auth",
                 "email",
                 "metrics",
+                "realtime",
                 "webhooks",
                 "collections"
             ]

@@ -165,6 +165,13 @@ impl std::fmt::Debug for MetricsConfig {
     }
 }
 
+/// `[realtime]`: limits of the Server-Sent Events API.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// Most clients one instance holds (503 beyond).
+    pub max_clients: usize,
+}
+
 /// A loaded, checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -175,6 +182,7 @@ pub struct Config {
     pub auth: AuthConfig,
     pub email: EmailConfig,
     pub metrics: MetricsConfig,
+    pub realtime: RealtimeConfig,
     /// `[[webhooks]]`, in order.
     pub webhooks: Vec<WebhookConfig>,
     pub schema: Schema,
@@ -286,6 +294,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
     }
     let email = build_email(raw.email.unwrap_or_default(), path, &root, &mut diags);
     let metrics = build_metrics(raw.metrics.unwrap_or_default(), path, &mut diags);
+    let realtime = build_realtime(raw.realtime.unwrap_or_default(), path, &mut diags);
     let (schema, schema_diags) = collections::build_partial(sources, complete);
     diags.0.extend(schema_diags.0);
     let webhooks = webhooks::build_webhooks(
@@ -302,6 +311,7 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         auth,
         email,
         metrics,
+        realtime,
         webhooks,
         schema,
     };
@@ -396,7 +406,9 @@ fn collect_schema_files(
     complete
 }
 
-use sections::{build_auth, build_database, build_email, build_metrics, build_server};
+use sections::{
+    build_auth, build_database, build_email, build_metrics, build_realtime, build_server,
+};
 pub use sections::{either, one_of, parse_duration, web_origin};
 
 #[cfg(test)]

@@ -27,6 +27,7 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub email: Option<RawEmail>,
     pub metrics: Option<RawMetrics>,
+    pub realtime: Option<RawRealtime>,
     /// Receivers of committed writes (`[[webhooks]]`, docs/webhooks.md).
     // Kept as values: each entry is decoded on its own, so one bad entry does not hide the rest.
     #[schemars(with = "Option<Vec<RawWebhook>>")]
@@ -189,6 +190,17 @@ pub struct RawMetrics {
     /// When set, every scrape needs `Authorization: Bearer <token>`; unset, only loopback
     /// callers are answered.
     pub token: Option<String>,
+}
+
+/// `[realtime]`: the Server-Sent Events API (`/api/realtime`, docs/realtime.md).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Realtime")]
+pub struct RawRealtime {
+    /// Most realtime clients one instance holds; beyond, `GET /api/realtime` answers 503.
+    /// Default 10000.
+    #[schemars(range(min = 1))]
+    pub max_clients: Option<u32>,
 }
 
 /// `[[webhooks]]`: a URL that receives every matching committed write as a signed POST

@@ -2,7 +2,7 @@
 //! `[email]` and `[metrics]` tables checked into their typed configs, problems collected as
 //! diagnostics.
 
-use super::raw::{RawAuth, RawDatabase, RawEmail, RawMetrics, RawServer};
+use super::raw::{RawAuth, RawDatabase, RawEmail, RawMetrics, RawRealtime, RawServer};
 use super::*;
 
 /// `a`, `a or b`, `a, b or c`.
@@ -380,5 +380,23 @@ pub(super) fn build_metrics(
     MetricsConfig {
         enabled: raw.enabled.unwrap_or(false),
         token,
+    }
+}
+
+pub(super) fn build_realtime(
+    raw: RawRealtime,
+    file: &Path,
+    diags: &mut Diagnostics,
+) -> RealtimeConfig {
+    let max_clients = raw.max_clients.unwrap_or(10_000);
+    if max_clients == 0 {
+        diags.push(Diagnostic::new(
+            file,
+            "realtime.max_clients",
+            "must be at least 1",
+        ));
+    }
+    RealtimeConfig {
+        max_clients: usize::try_from(max_clients.max(1)).unwrap_or(usize::MAX),
     }
 }

@@ -41,6 +41,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     lucent: Lucent,
+    realtime: crate::realtime::Realtime,
     collections: HashSet<String>,
     /// SHA-256 of `[metrics] token`: compared in constant time whatever its length.
     token: Option<[u8; 32]>,
@@ -48,7 +49,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics of `lucent`, or `None` when `[metrics]` is not enabled.
-    pub fn new(lucent: &Lucent) -> Option<Arc<Self>> {
+    pub fn new(lucent: &Lucent, realtime: &crate::realtime::Realtime) -> Option<Arc<Self>> {
         let config = &lucent.config.metrics;
         if !config.enabled {
             return None;
@@ -62,6 +63,7 @@ impl Metrics {
             handle: recorder.handle(),
             recorder,
             lucent: lucent.clone(),
+            realtime: realtime.clone(),
             collections: lucent
                 .config
                 .schema
@@ -135,7 +137,7 @@ impl Metrics {
                     }
                 }
             }
-            // Issue 16 (realtime) adds `lucent_realtime_clients` here, sampled like the pools.
+            gauge!("lucent_realtime_clients").set(self.realtime.clients() as f64);
         });
     }
 
@@ -248,6 +250,10 @@ fn describe() {
     describe_gauge!(
         "lucent_password_hashing_capacity",
         "Places in the password-hashing queue."
+    );
+    describe_gauge!(
+        "lucent_realtime_clients",
+        "Realtime (Server-Sent Events) clients connected to this instance."
     );
     describe_gauge!(
         "lucent_outbox_backlog",

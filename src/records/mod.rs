@@ -14,6 +14,7 @@ mod changes;
 mod error;
 mod expand;
 mod lists;
+mod live;
 mod params;
 mod query;
 mod write;
@@ -27,6 +28,7 @@ pub use accounts::NewPassword;
 pub use batch::{Change, Failed, Operation, Written};
 pub use error::{Error, Result};
 pub use expand::{MAX_BACK_RELATED, MAX_EXPAND_DEPTH, MAX_EXPAND_PATHS, MAX_EXPANDED};
+pub use live::{LiveFilter, Viewer};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
 

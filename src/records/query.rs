@@ -67,15 +67,7 @@ impl Records {
             Residual::Cond(read) => condition = condition.add(read),
         }
         if let Some(filter) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            let names = caller.names(&self.schema, backend);
-            let rule = Rule::compile(filter, Mode::Filter, &self.schema, collection, &names)
-                .map_err(|errors| {
-                    let first = &errors[0];
-                    Error::BadRequest(format!(
-                        "filter: column {}: {}",
-                        first.column, first.message
-                    ))
-                })?;
+            let rule = self.compile_filter(collection, &caller, filter)?;
             match rule.to_condition(&caller.env(None, None), backend) {
                 Residual::True => {}
                 Residual::False => nothing = true,
@@ -188,6 +180,26 @@ impl Records {
             total_pages,
             has_next_page: query.page < total_pages,
             ..page
+        })
+    }
+}
+
+impl Records {
+    /// A `filter` as `nameable` allows this caller to name fields: 400 like a field that does not
+    /// exist for a hidden or unreadable one. Lists and realtime subscriptions share it.
+    pub(super) fn compile_filter(
+        &self,
+        collection: &Collection,
+        caller: &Caller,
+        filter: &str,
+    ) -> Result<Rule> {
+        let names = caller.names(&self.schema, self.db.backend());
+        Rule::compile(filter, Mode::Filter, &self.schema, collection, &names).map_err(|errors| {
+            let first = &errors[0];
+            Error::BadRequest(format!(
+                "filter: column {}: {}",
+                first.column, first.message
+            ))
         })
     }
 }

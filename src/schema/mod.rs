@@ -21,7 +21,14 @@ pub const FIELD_NAME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_]{0,62}$";
 
 /// Route segments of `/api/<segment>` that Lucent serves itself, which a collection slug must not
 /// shadow.
-pub const RESERVED_SLUGS: [&str; 5] = ["health", "openapi.json", "docs", "metrics", "batch"];
+pub const RESERVED_SLUGS: [&str; 6] = [
+    "health",
+    "openapi.json",
+    "docs",
+    "metrics",
+    "batch",
+    "realtime",
+];
 
 /// `on_delete` of a relation field, as written.
 pub const ON_DELETE: [(&str, OnDelete); 3] = [

@@ -22,6 +22,7 @@ mod lists;
 mod migrations;
 mod openapi;
 mod operations;
+mod realtime;
 mod receiver;
 mod relations;
 mod scenario;
