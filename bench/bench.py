@@ -10,7 +10,10 @@ Environment:
   BENCH_DURATION  measured length of each wrk run (default 15s)
   BENCH_WARMUP    warm-up before each measured run (default 3s)
   BENCH_POSTS     posts to seed (default 10000)
+  BENCH_IMPORT    documents the batch import writes (default 10000), BENCH_BATCH per request (100)
   BENCH_OUT       the report to write (default docs/performance.md; "-" for none)
+  BENCH_ONLY      scenario keys to run, e.g. "h" or "b,h" (default all; for trials — the report
+                  then lists only those)
   BENCH_LUCENT_BIN / BENCH_LUCENT_REV   see bench/run
 """
 
@@ -42,7 +45,10 @@ WRK_LUA = os.path.join(BENCH, "wrk.lua")
 DURATION = os.environ.get("BENCH_DURATION", "15s")
 WARMUP = os.environ.get("BENCH_WARMUP", "3s")
 N_POSTS = int(os.environ.get("BENCH_POSTS", "10000"))
+N_IMPORT = int(os.environ.get("BENCH_IMPORT", "10000"))
+BATCH_SIZE = int(os.environ.get("BENCH_BATCH", "100"))
 OUT = os.environ.get("BENCH_OUT", os.path.join(ROOT, "docs", "performance.md"))
+ONLY = [k for k in os.environ.get("BENCH_ONLY", "").split(",") if k]
 THREADS, CONNECTIONS = 2, 32
 N_USERS = 5  # post i belongs to user i % 5, so the bench user (user 0) owns N_POSTS / 5 posts
 PASSWORD = "bench-Password-2718"  # passes both products' default password policies
@@ -250,6 +256,14 @@ class Lucent(Server):
             raise RuntimeError(f"Lucent: create post: {st} {doc}")
         return doc["doc"]["id"]
 
+    def create_batch(self, posts, auth):
+        """Creates posts in one POST /api/batch; returns how many it created."""
+        requests = [{"method": "POST", "url": self.posts, "body": p} for p in posts]
+        st, doc = self.http.request("POST", "/api/batch", {"requests": requests}, auth)
+        if st != 200 or any(r["status"] != 201 for r in doc["responses"]):
+            raise RuntimeError(f"Lucent: batch: {st} {str(doc)[:300]}")
+        return len(doc["responses"])
+
     def list(self, filt=None, sort=None, limit=20, page=1, auth=None):
         """Returns (status, total, [titles])."""
         q = {"limit": limit, "page": page}
@@ -265,11 +279,19 @@ class Lucent(Server):
     def get(self, pid, auth=None):
         return self.http.request("GET", f"{self.posts}/{pid}", None, auth)[0]
 
+    def expanded_authors(self, auth):
+        """(status, [(post author id, expanded author id or None)]) of the expand=author page."""
+        st, doc = self.http.request("GET", self.paths()["expanded"], None, auth)
+        if st != 200:
+            return st, None
+        return st, [(d["author"], d.get("expand", {}).get("author", {}).get("id")) for d in doc["docs"]]
+
     def paths(self):
         filt = urllib.parse.quote(FILTER_LUCENT)
         return {
             "get": self.posts + "/{id}",
             "list": self.posts + "?limit=20",
+            "expanded": self.posts + "?limit=20&expand=author",
             "filtered": f"{self.posts}?filter={filt}&sort=-views&limit=20",
             "create": self.posts,
             "health": "/api/health",
@@ -305,6 +327,12 @@ class PocketBase(Server):
         admin = doc["token"]
         st, users = self.http.request("GET", "/api/collections/users", None, admin)
         assert st == 200, (st, users)
+        # Accounts readable by any signed-in caller, as Lucent's default `read` rule has them, so
+        # that `expand=author` (which checks the viewer's access to each author) is the same work.
+        signed_in = "@request.auth.id != ''"
+        st, doc = self.http.request("PATCH", "/api/collections/users",
+                                    {"listRule": signed_in, "viewRule": signed_in}, admin)
+        assert st == 200, (st, doc)
         posts = {
             "name": "posts",
             "type": "base",
@@ -333,6 +361,11 @@ class PocketBase(Server):
         }
         st, doc = self.http.request("POST", "/api/collections", posts, admin)
         assert st == 200, (st, doc)
+        # The batch API is off by default (Settings → Batch Web API); 100 requests per batch as
+        # in Lucent (server.max_batch), the body limit left at its default.
+        batch = {"enabled": True, "maxRequests": max(BATCH_SIZE, 100), "timeout": 30}
+        st, doc = self.http.request("PATCH", "/api/settings", {"batch": batch}, admin)
+        assert st == 200 and doc["batch"]["enabled"], (st, doc)
 
     def register(self, email):
         st, doc = self.http.request("POST", "/api/collections/users/records",
@@ -356,6 +389,14 @@ class PocketBase(Server):
             raise RuntimeError(f"PocketBase: create post: {st} {doc}")
         return doc["id"]
 
+    def create_batch(self, posts, auth):
+        """Creates posts in one POST /api/batch (enabled in setup); returns how many it created."""
+        requests = [{"method": "POST", "url": self.posts, "body": p} for p in posts]
+        st, doc = self.http.request("POST", "/api/batch", {"requests": requests}, auth)
+        if st != 200 or any(r["status"] != 200 for r in doc):
+            raise RuntimeError(f"PocketBase: batch: {st} {str(doc)[:300]}")
+        return len(doc)
+
     def list(self, filt=None, sort=None, limit=20, page=1, auth=None):
         q = {"perPage": limit, "page": page}
         if filt:
@@ -370,11 +411,18 @@ class PocketBase(Server):
     def get(self, pid, auth=None):
         return self.http.request("GET", f"{self.posts}/{pid}", None, auth)[0]
 
+    def expanded_authors(self, auth):
+        st, doc = self.http.request("GET", self.paths()["expanded"], None, auth)
+        if st != 200:
+            return st, None
+        return st, [(d["author"], d.get("expand", {}).get("author", {}).get("id")) for d in doc["items"]]
+
     def paths(self):
         filt = urllib.parse.quote(FILTER_PB)
         return {
             "get": self.posts + "/{id}",
             "list": self.posts + "?perPage=20&sort=-created",
+            "expanded": self.posts + "?perPage=20&sort=-created&expand=author",
             "filtered": f"{self.posts}?filter={filt}&sort=-views&perPage=20",
             "create": self.posts,
             "health": "/api/health",
@@ -494,7 +542,17 @@ def check(srv, info, exp):
             row("filtered list as the bench user: totalDocs", exp["filter_total"], total)
     else:
         rows.append({"check": "filtered list", "expected": 200, "got": st, "ok": None})
-    return {"auth": info["has_auth"], "filter": has_filter, "read_rule": read_ok}, rows
+    has_expand = False
+    if token:
+        st, pairs = srv.expanded_authors(token)
+        has_expand = st == 200 and bool(pairs) and all(expanded for _, expanded in pairs)
+        if st == 200 and pairs is not None:
+            row("expand=author as the bench user: posts whose expanded author is their author",
+                20, sum(1 for author, expanded in pairs if author == expanded))
+        else:
+            rows.append({"check": "list with expand=author", "expected": 200, "got": st, "ok": None})
+    return ({"auth": info["has_auth"], "filter": has_filter, "read_rule": read_ok,
+             "expand": has_expand}, rows)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -545,8 +603,10 @@ SCENARIOS = [
     ("f", "login", ("auth",)),
     ("e", "authenticated create", ("auth",)),
     ("g", "trivial route /api/health (ceiling)", ()),
+    ("h", "list of 20 posts with expand=author, as the bench user", ("expand", "auth")),
 ]
-TARGETS = {"a": 2, "b": 5, "c": 5, "d": 5, "e": 2, "f": 2}
+TARGETS = {"a": 2, "b": 5, "c": 5, "d": 5, "e": 2, "f": 2, "h": 5}
+BATCH_TARGET = 3
 
 
 def run_scenario(key, srv, info, order_note):
@@ -569,6 +629,8 @@ def run_scenario(key, srv, info, order_note):
     elif key == "f":
         path, body = srv.login_request(info["owner_email"])
         spec = dict(path=path, method="POST", body=json.dumps(body))
+    elif key == "h":
+        spec = dict(path=p["expanded"], auth=info["token"])
     else:
         spec = dict(path=p["health"])
     settle(srv)
@@ -594,6 +656,54 @@ def run_scenario(key, srv, info, order_note):
         f"p99 {r['p99_us'] / 1000:.2f} ms, errors {r['errors']}, "
         f"CPU {r['cpu_ms_per_req']:.3f} ms/req")
     return r
+
+
+def batch_import(srv, info):
+    """Scenario (h): N_IMPORT new posts written through the batch API, BATCH_SIZE per request,
+    one request after another from one client (an import script). Counts the rows afterwards."""
+    auth = info["token"]
+    posts = [dict(post_data(i), title=f"Import {i:05d}", author=info["owner_id"])
+             for i in range(N_IMPORT)]
+    settle(srv)
+    before = len(srv.db_ids())
+    latencies = []
+    cpu0 = proc_cpu_ticks(srv.proc.pid)
+    t0 = time.perf_counter()
+    created = 0
+    for start in range(0, N_IMPORT, BATCH_SIZE):
+        t = time.perf_counter()
+        created += srv.create_batch(posts[start:start + BATCH_SIZE], auth)
+        latencies.append(time.perf_counter() - t)
+    took = time.perf_counter() - t0
+    cpu = (proc_cpu_ticks(srv.proc.pid) - cpu0) / CLK_TCK
+    in_db = len(srv.db_ids()) - before
+    latencies.sort()
+    r = {"docs": created, "in_db": in_db, "seconds": took, "docs_per_s": created / took,
+         "batches": len(latencies), "p50_ms": latencies[len(latencies) // 2] * 1000,
+         "max_ms": latencies[-1] * 1000, "cpu_ms_per_doc": cpu * 1000 / max(created, 1)}
+    log(f"{srv.name} (h): {created} documents in {r['batches']} batches of {BATCH_SIZE} in "
+        f"{took:.2f} s = {r['docs_per_s']:,.0f} docs/s, batch p50 {r['p50_ms']:.1f} ms, "
+        f"max {r['max_ms']:.1f} ms, CPU {r['cpu_ms_per_doc']:.3f} ms/doc; {in_db} new rows")
+    if in_db != created:
+        raise RuntimeError(f"{srv.name}: {created} documents acknowledged, {in_db} rows written")
+    return r
+
+
+def batch_table(res):
+    L, P = res["Lucent"].get("import"), res["PocketBase"].get("import")
+    if not L or not P:
+        return ""
+    ratio = L["docs_per_s"] / P["docs_per_s"]
+    met = " ✓" if ratio >= BATCH_TARGET else " ✗"
+    return "\n".join([
+        "| scenario | Lucent docs/s | PocketBase docs/s | Lucent / PB | target | batch p50 / max ms (Lucent) "
+        "| batch p50 / max ms (PB) | CPU ms/doc L / PB |",
+        "|---|---:|---:|---:|---|---|---|---|",
+        f"| (h) batch import: {N_IMPORT:,} posts, {BATCH_SIZE} per `POST /api/batch`, one client "
+        f"| {L['docs_per_s']:,.0f} | {P['docs_per_s']:,.0f} | {ratio:.2f}×{met} | ≥ {BATCH_TARGET}× "
+        f"| {L['p50_ms']:.1f} / {L['max_ms']:.1f} | {P['p50_ms']:.1f} / {P['max_ms']:.1f} "
+        f"| {L['cpu_ms_per_doc']:.3f} / {P['cpu_ms_per_doc']:.3f} |",
+    ])
 
 
 # ---------------------------------------------------------------------------------------------
@@ -636,6 +746,8 @@ def report(res):
     add("|---|---:|---:|---:|---|---:|---|---|---|---|")
     for key, title, _ in SCENARIOS:
         lr, pr = L["scenarios"].get(key), P["scenarios"].get(key)
+        if lr is None or pr is None:
+            continue  # not run (BENCH_ONLY)
         target = f"≥ {TARGETS[key]}×" if key in TARGETS else "(ceiling)"
         if key == "a":
             target += ", ≥ 50% of ceiling"
@@ -673,6 +785,9 @@ def report(res):
     rrow("startup to healthy, empty data dir", L["startup_fresh_s"] * 1000, P["startup_fresh_s"] * 1000,
          lambda v: f"{v:.0f} ms", "", None)
     rrow("database size after seeding", L["db_bytes"] / 1024, P["db_bytes"] / 1024, fmt_mib, "", None)
+    batch = batch_table(res)
+    if batch:
+        lines += ["", batch]
     return "\n".join(lines)
 
 
@@ -751,6 +866,11 @@ req/s counts only 2xx answers; errors are non-2xx answers plus socket errors and
 request is the server process's utime + stime (from `/proc/PID/stat`) over the measured run
 divided by the requests; RSS is `VmRSS` from `/proc/PID/status`.
 
+The batch import (h) is not a wrk run: one client writes {N_IMPORT:,} new posts through each
+product's `POST /api/batch` ({BATCH_SIZE} creates per request, PocketBase's batch API enabled in its
+settings), one request after the other, as an import script would; docs/s is documents over the
+wall time, and the rows are counted in the database afterwards. `bench/run batch` runs it alone.
+
 ## Latest run
 
 - Date: {res['date']}
@@ -783,6 +903,25 @@ run ends: read it as an upper bound there, especially in short runs.
 
 
 # ---------------------------------------------------------------------------------------------
+
+def main_batch_only():
+    """`bench/run batch`: only the batch import (h), on fresh servers with the bench users and
+    no seeded posts; prints the row, writes no report."""
+    servers = [Lucent(), PocketBase()]
+    res = {}
+    try:
+        for srv in servers:
+            srv.prepare()
+            srv.start()
+            srv.setup()
+            user, auth, _ = srv.register("user0@bench.example")
+            res[srv.name] = {"import": batch_import(srv, {"token": auth, "owner_id": user})}
+    finally:
+        for srv in servers:
+            srv.stop()
+    print()
+    print(batch_table(res))
+
 
 def main():
     for path in (LUCENT_BIN, PB_BIN):
@@ -823,7 +962,7 @@ def main():
         if bad_pb:
             sys.exit(f"PocketBase gives unexpected answers; the harness is wrong: {bad_pb}")
         lf = res["Lucent"]["features"]
-        for n, (key, title, needs) in enumerate(SCENARIOS):
+        for n, (key, title, needs) in enumerate(s for s in SCENARIOS if not ONLY or s[0] in ONLY):
             order = servers if n % 2 == 0 else servers[::-1]
             for srv in order:
                 feats = res[srv.name]["features"]
@@ -836,6 +975,8 @@ def main():
                 if srv.name == "Lucent" and key in ("a", "b", "c") and not lf["read_rule"]:
                     r["caveat"] = "read rule not enforced by Lucent yet"
                 res[srv.name]["scenarios"][key] = r
+        for srv in (servers if len(SCENARIOS) % 2 == 0 else servers[::-1]):
+            res[srv.name]["import"] = batch_import(srv, infos[srv.name])
         for srv in servers:
             mem = proc_mem_kib(srv.proc.pid)
             res[srv.name]["rss_after_kib"] = mem["VmRSS"]
@@ -855,4 +996,7 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["batch"]:
+        main_batch_only()
+    else:
+        main()

@@ -12,8 +12,8 @@ use serde_json::{Map, Value as Json};
 
 use crate::auth::principal::{AuthUser, Principal, grants};
 use crate::config::{Diagnostic, Diagnostics};
-use crate::rules::{Env, Mode, Residual, Rule, UserContext};
-use crate::schema::{Collection, PredicateSource, Schema};
+use crate::rules::{Env, Guards, Mode, Residual, Resolver, Rule, UserContext};
+use crate::schema::{Collection, Field, PredicateSource, Schema};
 
 /// The default of `read`, `update`, `delete`, and of `create` outside auth collections.
 const SIGNED_IN: &str = "user != null";
@@ -56,7 +56,13 @@ fn compile(
     diags: &mut Diagnostics,
 ) -> Option<Rule> {
     let text = source.map_or(default, |s| s.source.as_str());
-    match Rule::compile(text, Mode::Predicate, schema, collection, &|_| true) {
+    match Rule::compile(
+        text,
+        Mode::Predicate,
+        schema,
+        collection,
+        &|_: &Collection, _: &Field| true,
+    ) {
         Ok(rule) => Some(rule),
         Err(errors) => {
             for error in errors {
@@ -93,27 +99,34 @@ impl Policies {
             let create = compile(access.create.as_ref(), create_default);
             let update = compile(access.update.as_ref(), SIGNED_IN);
             let delete = compile(access.delete.as_ref(), SIGNED_IN);
+            // Field rules run in memory for each document shown or written, where related
+            // documents are not at hand: they may not follow relations.
+            let mut crossing = Vec::new();
+            let mut field_rule = |source: Option<&PredicateSource>| {
+                let source = source?;
+                let rule = compile(Some(source), "")?;
+                if rule.crosses_relations() {
+                    crossing.push(source.path.clone());
+                    return None;
+                }
+                Some(rule)
+            };
             let fields: Vec<FieldPolicy> = collection
                 .fields
                 .iter()
                 .map(|field| FieldPolicy {
-                    read: field
-                        .access
-                        .read
-                        .as_ref()
-                        .and_then(|s| compile(Some(s), "")),
-                    create: field
-                        .access
-                        .create
-                        .as_ref()
-                        .and_then(|s| compile(Some(s), "")),
-                    update: field
-                        .access
-                        .update
-                        .as_ref()
-                        .and_then(|s| compile(Some(s), "")),
+                    read: field_rule(field.access.read.as_ref()),
+                    create: field_rule(field.access.create.as_ref()),
+                    update: field_rule(field.access.update.as_ref()),
                 })
                 .collect();
+            for path in crossing {
+                diags.push(Diagnostic::new(
+                    &collection.file,
+                    path,
+                    "a field rule cannot follow relations (use the collection's rules)",
+                ));
+            }
             let mut defaulted = Vec::new();
             if access.read.is_none() {
                 defaulted.push("read");
@@ -137,6 +150,7 @@ impl Policies {
                 });
             }
         }
+        read_loops(schema, &collections, &mut diags);
         // A schema with gaps comes from a configuration with errors: its rules were checked
         // for what they can tell, never to be served.
         if !diags.is_empty() || !schema.gaps.is_empty() {
@@ -147,6 +161,57 @@ impl Policies {
             collections: Arc::new(collections),
             warnings,
         })
+    }
+}
+
+/// `read` rules that follow relations into each other in a loop (`posts` readable when its
+/// author is, `users` readable when one of their posts is): a relation path applies the `read`
+/// rule of every collection it reaches, so such rules would never finish. One diagnostic per
+/// loop, at the `read` rule of its first collection.
+fn read_loops(schema: &Schema, policies: &[CollectionPolicy], diags: &mut Diagnostics) {
+    if policies.len() != schema.collections.len() {
+        return; // some rules did not compile: reported already
+    }
+    let edges: Vec<Vec<usize>> = policies.iter().map(|p| p.read.reaches()).collect();
+    let mut reported: Vec<usize> = Vec::new();
+    for start in 0..policies.len() {
+        // Depth-first from `start`, looking for a way back to it.
+        let mut stack: Vec<(usize, Vec<usize>)> = vec![(start, vec![start])];
+        let mut seen = vec![false; policies.len()];
+        while let Some((at, trail)) = stack.pop() {
+            for &next in &edges[at] {
+                if next == start {
+                    if trail.iter().any(|c| reported.contains(c)) {
+                        continue;
+                    }
+                    reported.extend(&trail);
+                    let names: Vec<&str> = trail
+                        .iter()
+                        .chain([&start])
+                        .map(|&c| schema.collections[c].slug.as_str())
+                        .collect();
+                    let collection = &schema.collections[start];
+                    let path = collection
+                        .access
+                        .read
+                        .as_ref()
+                        .map_or_else(String::new, |s| s.path.clone());
+                    diags.push(Diagnostic::new(
+                        &collection.file,
+                        path,
+                        format!(
+                            "read rules follow relations in a loop ({}): each would need the other to decide",
+                            names.join(" → ")
+                        ),
+                    ));
+                } else if !seen[next] {
+                    seen[next] = true;
+                    let mut longer = trail.clone();
+                    longer.push(next);
+                    stack.push((next, longer));
+                }
+            }
+        }
     }
 }
 
@@ -165,7 +230,8 @@ pub fn user_context(user: &AuthUser) -> UserContext {
 #[error("the API key lacks the `{0}` scope")]
 pub struct MissingScope(pub String);
 
-/// One request's view for predicates: who, and when.
+/// One request's view for predicates: who, and when, and the rules of every collection (for the
+/// documents a relation path reaches).
 pub struct Caller {
     user: Option<UserContext>,
     /// API-key scopes, enforced before any predicate; `None` for sessions.
@@ -173,15 +239,20 @@ pub struct Caller {
     /// Lucent itself: predicates do not apply.
     system: bool,
     pub now: chrono::DateTime<Utc>,
+    policies: Arc<Vec<CollectionPolicy>>,
+    /// The rule that holds for nothing.
+    never: Rule,
 }
 
 impl Caller {
-    pub fn new(principal: &Principal) -> Self {
+    pub fn new(principal: &Principal, policies: &Policies) -> Self {
         Self {
             user: principal.user().map(user_context),
             key_scopes: principal.key_scopes().map(<[String]>::to_vec),
             system: matches!(principal, Principal::System),
             now: crate::schema::now(),
+            policies: policies.collections.clone(),
+            never: Rule::never(),
         }
     }
 
@@ -212,6 +283,8 @@ impl Caller {
             now: self.now,
             doc,
             data,
+            guards: Some(self),
+            lookup: None,
         }
     }
 
@@ -227,10 +300,20 @@ impl Caller {
 
     /// A rule as a condition on the table.
     pub fn condition(&self, rule: &Rule, backend: DbBackend) -> Residual {
+        self.condition_with(rule, None, backend)
+    }
+
+    /// A rule as a condition on the table, with an incoming body as `data`.
+    pub fn condition_with(
+        &self,
+        rule: &Rule,
+        data: Option<&Map<String, Json>>,
+        backend: DbBackend,
+    ) -> Residual {
         if self.system {
             Residual::True
         } else {
-            rule.to_condition(&self.env(None, None), backend)
+            rule.to_condition(&self.env(None, data), backend)
         }
     }
 
@@ -239,6 +322,51 @@ impl Caller {
         match &policy.read {
             None => true,
             Some(rule) => matches!(self.condition(rule, backend), Residual::True),
+        }
+    }
+
+    /// The fields of any collection of `schema` this caller may name in a filter (its relation
+    /// paths included): not hidden, and readable whatever the document.
+    pub fn names<'a>(&'a self, schema: &'a Schema, backend: DbBackend) -> impl Resolver + 'a {
+        move |collection: &Collection, field: &Field| {
+            let policy = schema.index_of(&collection.slug).and_then(|c| {
+                let f = collection
+                    .fields
+                    .iter()
+                    .position(|f| f.name == field.name)?;
+                self.policies.get(c)?.fields.get(f)
+            });
+            !field.hidden && policy.is_some_and(|policy| self.can_always_read(policy, backend))
+        }
+    }
+}
+
+/// The rules a relation path applies to the documents it reaches, for this caller: none for
+/// Lucent itself.
+impl Guards for Caller {
+    fn read(&self, collection: usize) -> Option<&Rule> {
+        if self.system {
+            return None;
+        }
+        // Policies are compiled one per collection of the schema the rules were checked
+        // against; a missing one could only be a bug, and then nothing is readable.
+        Some(
+            self.policies
+                .get(collection)
+                .map_or(&self.never, |policy| &policy.read),
+        )
+    }
+
+    fn field_read(&self, collection: usize, field: usize) -> Option<&Rule> {
+        if self.system {
+            return None;
+        }
+        match self.policies.get(collection) {
+            Some(policy) => policy
+                .fields
+                .get(field)
+                .map_or(Some(&self.never), |f| f.read.as_ref()),
+            None => Some(&self.never),
         }
     }
 }
@@ -285,6 +413,8 @@ mod tests {
                 now: Utc::now(),
                 doc: None,
                 data: Some(&data),
+                guards: None,
+                lookup: None,
             };
             [&policy.read, &policy.create, &policy.update, &policy.delete].map(|r| r.eval(&env))
         })
@@ -381,6 +511,19 @@ mod tests {
                 &[
                     "collections.notes.access.update: expected a value, found the end of the expression @ 8",
                     "collections.notes.fields.text.access.read: unknown field \"nope\" @ 6",
+                ],
+            ),
+            (
+                "[collections.users]\nauth = true\n[collections.users.access]\nread = \"doc.posts_via_author.title == 'x'\"\n[collections.posts.fields]\nauthor = { type = \"relation\", to = \"users\" }\ntitle = { type = \"string\", access = { read = \"doc.author.verified\" } }\n[collections.posts.access]\nread = \"doc.author.verified\"\n",
+                &[
+                    "collections.posts.fields.title.access.read: a field rule cannot follow relations (use the collection's rules) @ 0",
+                    "collections.users.access.read: read rules follow relations in a loop (users → posts → users): each would need the other to decide @ 0",
+                ],
+            ),
+            (
+                "[collections.posts.fields]\nparent = { type = \"relation\", to = \"posts\" }\n[collections.posts.access]\nread = \"doc.parent == null || doc.parent.parent == null\"\n",
+                &[
+                    "collections.posts.access.read: read rules follow relations in a loop (posts → posts): each would need the other to decide @ 0",
                 ],
             ),
         ];

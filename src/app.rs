@@ -1,15 +1,20 @@
 //! The composition root: a loaded configuration, a connected database with its tables, and the
 //! operations over them. `serve`, the other commands and the tests all build one of these.
 
+use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 
+use sea_orm::DbBackend;
+
 use crate::access::Policies;
-use crate::accounts::{Accounts, Outbox};
+use crate::accounts::{Accounts, MailSender};
 use crate::auth::password::Passwords;
 use crate::auth::secret::Secret;
 use crate::config::{self, Config, Diagnostics, Env};
 use crate::db::{self, Database};
+use crate::events::{Events, Webhooks};
+use crate::outbox::{Outbox, Schedule, Worker};
 use crate::records::Records;
 
 /// Why Lucent could not start.
@@ -33,6 +38,9 @@ pub struct Lucent {
     pub accounts: Accounts,
     /// The hashing pool `records` and `accounts` share, kept here for its queue's metrics.
     passwords: Passwords,
+    pub outbox: Outbox,
+    /// What the outbox worker sends mails with.
+    mails: Arc<MailSender>,
 }
 
 impl Lucent {
@@ -51,6 +59,7 @@ impl Lucent {
     /// A predicate that does not compile, or a database that cannot be reached or set up.
     pub async fn from_config(config: Config) -> Result<Self, StartError> {
         let policies = Policies::compile(&config.schema)?;
+        Webhooks::compile(&config.webhooks, &config.schema, &config.file)?;
         Self::start(config, policies).await
     }
 
@@ -58,18 +67,22 @@ impl Lucent {
     /// warnings.
     ///
     /// # Errors
-    /// A database that cannot be reached or set up.
+    /// A webhook filter that does not compile (checked by [`load_checked`] already), a mail
+    /// transport that cannot be built, or a database that cannot be reached or set up.
     pub async fn start(config: Config, policies: Policies) -> Result<Self, StartError> {
         for warning in &policies.warnings {
             tracing::warn!("{warning}");
         }
         let jwt_secret = jwt_secret(&config)?;
+        let webhooks = Webhooks::compile(&config.webhooks, &config.schema, &config.file)?;
         let database = Database::connect(&config.database).await?;
         db::migrate::bring_up_to_date(&database, &config).await?;
         db::system::bring_up_to_date(&database).await?;
         database.optimize().await?;
         let schema = Arc::new(config.schema.clone());
         let passwords = Passwords::new();
+        let outbox = Outbox::new(database.clone());
+        let events = Events::new(schema.clone(), webhooks, outbox.clone());
         let records = Records::new(
             schema,
             database,
@@ -77,24 +90,54 @@ impl Lucent {
             passwords.clone(),
             config.auth.password.clone(),
             policies,
+            events,
         );
-        let (outbox, email_jobs) = Outbox::channel();
         let accounts = Accounts::new(
             records.clone(),
             config.auth.clone(),
             &jwt_secret,
             passwords.clone(),
-            outbox,
+            outbox.clone(),
         );
-        accounts
-            .start_email_worker(&config.email, email_jobs)
-            .map_err(StartError::Setup)?;
+        let mails = Arc::new(
+            accounts
+                .mail_sender(&config.email)
+                .map_err(StartError::Setup)?,
+        );
         Ok(Self {
             config: Arc::new(config),
             records,
             accounts,
             passwords,
+            outbox,
+            mails,
         })
+    }
+
+    /// Runs this instance's outbox worker until `shutdown` completes, then lets the deliveries
+    /// under way finish. `serve` runs it; a program embedding Lucent runs it on one or more of
+    /// its instances (rows wait in the database until a worker sends them).
+    ///
+    /// # Errors
+    /// A database failure while releasing the claims of a previous SQLite process.
+    pub async fn deliver(&self, shutdown: impl Future<Output = ()>) -> Result<(), StartError> {
+        let dev = self.config.server.env == Env::Dev;
+        let schedule = Schedule::from_env(dev, &|name| std::env::var(name).ok());
+        if self.database().backend() == DbBackend::Sqlite {
+            // One process serves a SQLite database: claims left are those of one that is gone.
+            let released = crate::outbox::table::release_claims(self.database()).await?;
+            if released > 0 {
+                tracing::info!(
+                    released,
+                    "outbox deliveries claimed by a previous process are due again"
+                );
+            }
+        }
+        let mails: Arc<dyn crate::outbox::Mails> = self.mails.clone();
+        Worker::new(self.outbox.clone(), &self.config.webhooks, mails, schedule)
+            .run(shutdown)
+            .await;
+        Ok(())
     }
 
     pub fn database(&self) -> &Database {
@@ -115,6 +158,9 @@ impl Lucent {
 /// Every config and rule problem, each located.
 pub fn load_checked(path: &Path) -> Result<(Config, Policies), Diagnostics> {
     let (config, mut diags) = config::load_partial(path, &|name| std::env::var(name).ok());
+    if let Err(filter_errors) = Webhooks::compile(&config.webhooks, &config.schema, path) {
+        diags.0.extend(filter_errors.0);
+    }
     match Policies::compile(&config.schema) {
         Ok(policies) => diags.finish((config, policies)),
         Err(rule_errors) => {

@@ -10,12 +10,15 @@
 //! | `rules`    | the predicate and filter language: lex → parse → check → `ir`, run by `eval` (in memory) or `sql` |
 //! | `db`       | connections per engine, DDL, rows ↔ values, collection migrations, and Lucent's own tables (`db::system`, versioned) |
 //! | `auth`     | credential primitives: the principal, passwords, secrets, JWT, sessions, lockout, API keys, email tokens and transports |
+//! | `outbox`   | the transactional outbox: rows written with the write that causes them, and the worker that sends them (webhooks, mails) |
+//! | `events`   | the one place where a committed write becomes an event: outbox rows in the write's transaction, and a stream after the commit |
 //! | `access`   | every rule compiled at startup, and the decisions records make with them |
 //! | `records`  | record operations (authorize → validate → database), every read and write of an account, and whole collections out and in (export, import): the only module that touches collection tables |
 //! | `accounts` | the account flows: register, login, refresh, sessions, authenticate, API keys, email verification and reset |
+//! | `realtime` | Server-Sent Events: clients, their subscriptions and bound credentials, each committed change delivered as its subscriber's rules allow |
 //! | `app`      | the composition root: [`app::Lucent`] from a config |
 //! | `http`     | routes, extractors, thin handlers, the error envelope, idempotent retries, the OpenAPI document |
-//! | `cli`      | `serve`, `check`, `migrate`, `openapi`, `user`, `schema`, `types`, `init`, `export`, `import` |
+//! | `cli`      | `serve`, `check`, `migrate`, `outbox`, `openapi`, `user`, `schema`, `types`, `init`, `export`, `import` |
 //!
 //! # Dependency rule
 //!
@@ -23,7 +26,9 @@
 //!
 //! ```text
 //! cli → http → app → accounts → records → access → rules → schema
+//!        http → realtime → accounts, records, events
 //!                               accounts → auth,  records → auth,  access → auth::principal
+//!                               records → events → outbox → db,    accounts → outbox
 //!                    auth → db → config → schema
 //! ```
 //!
@@ -40,7 +45,10 @@ pub mod auth;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod events;
 pub mod http;
+pub mod outbox;
+pub mod realtime;
 pub mod records;
 pub mod rules;
 pub mod schema;
@@ -59,29 +67,38 @@ pub const DEPENDENCY_RULE: &[(&str, &[&str])] = &[
     ("rules", &["schema"]),
     ("db", &["config", "schema"]),
     ("auth", &["config", "db", "schema"]),
+    ("outbox", &["config", "db", "schema"]),
+    ("events", &["config", "db", "outbox", "rules", "schema"]),
     ("access", &["auth::principal", "config", "rules", "schema"]),
     (
         "records",
-        &["access", "auth", "config", "db", "rules", "schema"],
+        &[
+            "access", "auth", "config", "db", "events", "rules", "schema",
+        ],
     ),
     (
         "accounts",
-        &["access", "auth", "config", "db", "records", "schema"],
+        &[
+            "access", "auth", "config", "db", "outbox", "records", "schema",
+        ],
     ),
     (
         "app",
-        &["access", "accounts", "auth", "config", "db", "records"],
+        &[
+            "access", "accounts", "auth", "config", "db", "events", "outbox", "records",
+        ],
     ),
+    ("realtime", &["accounts", "auth", "events", "records"]),
     (
         "http",
         &[
-            "accounts", "app", "auth", "config", "db", "records", "schema",
+            "accounts", "app", "auth", "config", "db", "outbox", "realtime", "records", "schema",
         ],
     ),
     (
         "cli",
         &[
-            "accounts", "app", "auth", "config", "db", "http", "records", "schema",
+            "accounts", "app", "auth", "config", "db", "http", "outbox", "records", "schema",
         ],
     ),
 ];

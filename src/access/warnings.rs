@@ -30,6 +30,8 @@ fn open_signup(schema: &Schema, policies: &[CollectionPolicy]) -> Vec<String> {
         now: Utc::now(),
         doc: None,
         data: Some(&Map::new()),
+        guards: None,
+        lookup: None,
     };
     let open: Vec<&str> = schema
         .collections

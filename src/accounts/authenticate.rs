@@ -13,7 +13,7 @@ use crate::schema::now;
 
 /// What a request presents, read but not checked (the HTTP layer reads it, and checks a cookie
 /// request's origin before it is used).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Credentials {
     None,
     /// `Authorization: Bearer <token>`: an access token, or an API key (`lcnt_...`).

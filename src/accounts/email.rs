@@ -1,42 +1,44 @@
 //! Email verification and password reset (SPEC §5 "Email"): the four operations.
 //!
 //! The two request operations (`send_verification_email`, `request_password_reset`) only check
-//! what the schema says and queue a job (see `outbox`), so their answer and its timing are the
-//! same whether or not the account exists. The two token operations spend a token and change the
+//! what the schema says and write a mail row to the outbox (see `mail`), so their answer and its
+//! timing are the same whether or not the account exists, and a crash after the answer loses no
+//! mail. The two token operations spend a token and change the
 //! account through `records`.
 
 use serde_json::Value as Json;
 
-use super::outbox::{Account, Job};
 use super::{Accounts, Error, Result, email_field};
 use crate::auth::Principal;
 use crate::auth::email::Purpose;
 use crate::auth::email::tokens;
 use crate::auth::lockout;
 use crate::auth::secret::{Secret, digest, same_digest};
+use crate::outbox::MailAccount;
 use crate::records::Doc;
 use crate::schema::{Collection, Value, doc_id};
 
 impl Accounts {
-    /// Queues a verification mail to the account of `slug` whose `email` is `email`. Nothing
-    /// tells whether that account exists: with none, nothing is sent.
+    /// Writes a verification mail for the account of `slug` whose `email` is `email` to the
+    /// outbox; returns once it is durable. Nothing tells whether that account exists: with none,
+    /// nothing is sent.
     ///
     /// # Errors
     /// `NotFound` for a collection without auth; `NoEmailField`; `Validation` for an address no
-    /// account could hold. Never anything about the account.
-    pub fn send_verification_email(&self, slug: &str, email: &str) -> Result<()> {
-        self.queue_by_email(Purpose::Verify, slug, email)
+    /// account could hold; a database failure. Never anything about the account.
+    pub async fn send_verification_email(&self, slug: &str, email: &str) -> Result<()> {
+        self.mail_by_email(Purpose::Verify, slug, email).await
     }
 
-    /// Queues a password-reset mail, as [`Accounts::send_verification_email`] does.
+    /// Writes a password-reset mail, as [`Accounts::send_verification_email`] does.
     ///
     /// # Errors
     /// As [`Accounts::send_verification_email`].
-    pub fn request_password_reset(&self, slug: &str, email: &str) -> Result<()> {
-        self.queue_by_email(Purpose::Reset, slug, email)
+    pub async fn request_password_reset(&self, slug: &str, email: &str) -> Result<()> {
+        self.mail_by_email(Purpose::Reset, slug, email).await
     }
 
-    fn queue_by_email(&self, purpose: Purpose, slug: &str, email: &str) -> Result<()> {
+    async fn mail_by_email(&self, purpose: Purpose, slug: &str, email: &str) -> Result<()> {
         let collection = self.email_collection(slug)?;
         let field = collection
             .field(email_field(collection)?)
@@ -48,21 +50,8 @@ impl Accounts {
             Ok(_) => return Err(Error::invalid("email", "required", "email is required")),
             Err(error) => return Err(Error::validation(vec![error])),
         };
-        self.inner.outbox.push(Job {
-            purpose,
-            collection: slug.to_string(),
-            account: Account::Email(address),
-        });
-        Ok(())
-    }
-
-    /// Queues the verification mail of a just registered account (`verify_email = true`).
-    pub(super) fn queue_verification(&self, slug: &str, user_id: &str) {
-        self.inner.outbox.push(Job {
-            purpose: Purpose::Verify,
-            collection: slug.to_string(),
-            account: Account::Id(user_id.to_string()),
-        });
+        self.enqueue_mail(purpose, slug, MailAccount::Email(address))
+            .await
     }
 
     /// Marks the account of a verification token verified; the token is spent.

@@ -1,7 +1,7 @@
 //! The account flows of SPEC §5, one file each: `register`, `login`, `refresh`, `sessions`
 //! (logout, logout-all, list, revoke), `authenticate` (a request's credentials → [`Principal`],
 //! and `me`), `api_keys`, `email` (send a verification mail, verify, request a reset, reset) and
-//! `outbox` (the worker that prepares and sends mails).
+//! `mail` (mails through the outbox: written by the flows, prepared and sent for its worker).
 //!
 //! A flow checks what it requires first, then works through `records` (every read and write of
 //! an account) and the `auth` primitives (sessions, lockout, keys, tokens, passwords); it never
@@ -13,7 +13,7 @@ mod authenticate;
 mod email;
 mod error;
 mod login;
-mod outbox;
+mod mail;
 mod refresh;
 mod register;
 mod sessions;
@@ -23,7 +23,7 @@ use std::time::Duration;
 
 pub use authenticate::Credentials;
 pub use error::{Error, Result};
-pub use outbox::{Jobs, MAILS_PER_HOUR, Outbox};
+pub use mail::{MAILS_PER_HOUR, MailSender};
 pub use sessions::{LoginResult, SessionInfo, Tokens};
 
 use crate::auth::jwt::Jwt;
@@ -31,6 +31,7 @@ use crate::auth::password::Passwords;
 use crate::auth::{AuthUser, Credential, Principal};
 use crate::config::AuthConfig;
 use crate::db::Database;
+use crate::outbox::Outbox;
 use crate::records::{self, Doc, Records};
 use crate::schema::{AuthOptions, Collection, FieldKind, doc_id};
 

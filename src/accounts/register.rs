@@ -1,6 +1,6 @@
 //! Sign-up: an account made through records (the collection's `create` rule, validation and the
-//! password policy apply), its verification mail queued, and a session unless the collection
-//! requires verified addresses.
+//! password policy apply; a `verify_email` collection's verification mail is written with the
+//! account, see `events`), and a session unless the collection requires verified addresses.
 
 use serde_json::Value as Json;
 
@@ -25,9 +25,6 @@ impl Accounts {
         let (_, options) = self.auth_collection(slug)?;
         let stored = self.records().create_stored(principal, slug, body).await?;
         let id = doc_id(&stored).to_string();
-        if options.verify_email {
-            self.queue_verification(slug, &id);
-        }
         if options.require_verified {
             let user = self.records().render(principal, slug, stored)?;
             return Ok(LoginResult { user, tokens: None });

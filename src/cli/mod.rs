@@ -1,12 +1,13 @@
-//! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `openapi`, `schema`, `types`,
-//! `init`, `export`, `import`. Each command returns an exit code; `main` only parses arguments and
-//! exits.
+//! The `lucent` command line: `serve`, `check`, `migrate`, `user`, `outbox`, `openapi`, `schema`,
+//! `types`, `init`, `export`, `import`. Each command returns an exit code; `main` only parses
+//! arguments and exits.
 
 mod export;
 mod import;
 mod init;
 mod migrate;
 mod ndjson;
+mod outbox;
 mod progress;
 mod schema;
 mod types;
@@ -60,6 +61,11 @@ pub enum Command {
     User {
         #[command(subcommand)]
         command: user::UserCommand,
+    },
+    /// Show and requeue the outbox: webhook deliveries and mails waiting to be sent.
+    Outbox {
+        #[command(subcommand)]
+        command: outbox::OutboxCommand,
     },
     /// Print the OpenAPI document.
     Openapi {
@@ -124,6 +130,7 @@ pub async fn run(cli: Cli) -> ExitCode {
         }
         Command::Migrate { command } => migrate::run(command).await,
         Command::User { command } => user::run(command).await,
+        Command::Outbox { command } => outbox::run(command).await,
         Command::Openapi { config } => match load(&config) {
             Some(config) => {
                 // A closed pipe (`lucent openapi | head`) is not an error worth a panic.
@@ -217,6 +224,26 @@ fn check(path: PathBuf) -> ExitCode {
             ""
         };
         println!("  {}{auth}: {}", collection.slug, fields.join(", "));
+    }
+    for webhook in &config.webhooks {
+        let events: Vec<String> = webhook
+            .events
+            .iter()
+            .map(|e| format!("{}.{}", e.collection, e.action.map_or("*", |a| a.as_str())))
+            .collect();
+        let filter = webhook
+            .filter
+            .as_ref()
+            .map_or_else(String::new, |f| format!(" if {}", f.source));
+        // A password in the URL is a secret.
+        let url = match url::Url::parse(&webhook.url) {
+            Ok(mut url) if url.password().is_some() => {
+                let _ = url.set_password(Some("***"));
+                url.to_string()
+            }
+            _ => webhook.url.clone(),
+        };
+        println!("  webhook {url}: {}{filter}", events.join(", "));
     }
     ExitCode::SUCCESS
 }

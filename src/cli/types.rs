@@ -3,7 +3,8 @@
 //! says what the API answers and takes, no more and no less: a document (hidden fields absent,
 //! fields a `read` rule can withhold optional), the same cut by `select`, the create and update
 //! bodies (hidden fields present and marked write-only, as the OpenAPI document marks them), a
-//! list page, `select` options as unions of string literals, relation ids as strings.
+//! list page, `select` options as unions of string literals, relation ids as strings, and what
+//! `expand` adds (`doc.expand`: related documents by relation name).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -33,17 +34,18 @@ enum Shape {
     Update,
     /// One page of a list.
     Page,
-    // Issue 14 (`expand`) adds the expanded document shapes here: one variant, its OpenAPI
-    // component name in `component` and its TypeScript name in `type_name`.
+    /// What `expand` puts in a document's `expand`.
+    Expand,
 }
 
 impl Shape {
-    const ALL: [Shape; 5] = [
+    const ALL: [Shape; 6] = [
         Shape::Document,
         Shape::Selected,
         Shape::Create,
         Shape::Update,
         Shape::Page,
+        Shape::Expand,
     ];
 
     /// The OpenAPI component (`http::openapi`) this shape is rendered from.
@@ -54,6 +56,7 @@ impl Shape {
             Shape::Create => format!("{slug}Create"),
             Shape::Update => format!("{slug}Update"),
             Shape::Page => format!("{slug}Page"),
+            Shape::Expand => format!("{slug}Expand"),
         }
     }
 
@@ -64,6 +67,7 @@ impl Shape {
             Shape::Create => format!("{base}Create"),
             Shape::Update => format!("{base}Update"),
             Shape::Page => format!("{base}Page"),
+            Shape::Expand => format!("{base}Expand"),
         }
     }
 
@@ -75,6 +79,7 @@ impl Shape {
             Shape::Create => "create",
             Shape::Update => "update",
             Shape::Page => "page",
+            Shape::Expand => "expand",
         }
     }
 
@@ -89,6 +94,9 @@ impl Shape {
                 "{label}: the body that changes a document (`null` clears a field that is not required)."
             ),
             Shape::Page => format!("{label}: one page of a list."),
+            Shape::Expand => format!(
+                "{label}: the related documents `expand` adds to a document (`doc.expand`)."
+            ),
         }
     }
 }

@@ -13,7 +13,7 @@ use super::{Decoded, Diagnostic, Diagnostics, decode, key, parse_duration};
 use crate::schema::{
     AuthOptions, Collection, CollectionAccess, DEFAULT_MAX_ITEMS, FIELD_NAME_PATTERN, Field,
     FieldAccess, FieldKind, FieldRole, Gaps, MAX_MAX_ITEMS, ON_DELETE, OnDelete, PredicateSource,
-    RESERVED_SLUGS, SLUG_PATTERN, SYSTEM_FIELDS, Schema, Unsure, Value,
+    RESERVED_FIELDS, RESERVED_SLUGS, SLUG_PATTERN, SYSTEM_FIELDS, Schema, Unsure, Value,
 };
 
 static SLUG: LazyLock<Regex> = LazyLock::new(|| Regex::new(SLUG_PATTERN).expect("valid regex"));
@@ -162,6 +162,14 @@ fn build_collection(source: Source, diags: &mut Diagnostics) -> Built {
                 &file,
                 &path,
                 format!("`{name}` is a system field and cannot be declared"),
+            ));
+            continue;
+        }
+        if RESERVED_FIELDS.contains(&name.as_str()) {
+            diags.push(Diagnostic::new(
+                &file,
+                &path,
+                format!("`{name}` is reserved (answers hold expanded relations there) and cannot be declared"),
             ));
             continue;
         }

@@ -99,6 +99,7 @@ const KEYS: &[&str] = &[
     "cors_origins",
     "body_limit",
     "max_limit",
+    "max_batch",
     "static_dir",
     "url",
     "jwt_secret",

@@ -33,6 +33,12 @@ pub const DURATION_PATTERN: &str = concat!(
 pub const SIZE_PATTERN: &str =
     r"^(?:\+?[0-9]+|(?:[0-9]+\.?[0-9]*|\.[0-9]+)\s*(?:[bB]|[kKmMgGtTpPeE][iI]?[bB]?))$";
 
+/// A webhook event pattern (`config::EventPattern`): a slug, a dot, an action or `*`.
+pub const EVENT_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,62}\.(?:create|update|delete|\*)$";
+
+/// A `whsec_` secret: base64, padded or not (`config::WebhookSecret`).
+pub const SECRET_PATTERN: &str = r"^whsec_[A-Za-z0-9+/]+={0,2}$";
+
 /// The string types of field values: `min_length`, `max_length` and `pattern` apply to them
 /// (`FieldKind::is_textual`).
 const TEXTUAL: &[&str] = &["string", "text", "email", "select", "relation"];
@@ -154,6 +160,26 @@ described!(
     |_generator| named(
         &ON_DELETE.map(|(name, _)| name),
         "What deleting the target does: \"set_null\" (default), \"cascade\" or \"restrict\"."
+    )
+);
+
+described!(
+    /// A webhook event: `collection.action` or `collection.*`.
+    EventName,
+    "WebhookEvent",
+    |_generator| patterned(
+        EVENT_PATTERN,
+        "`collection.create`, `collection.update`, `collection.delete`, or `collection.*` for all three."
+    )
+);
+
+described!(
+    /// A Standard Webhooks secret.
+    WebhookSecretText,
+    "WebhookSecret",
+    |_generator| patterned(
+        SECRET_PATTERN,
+        "whsec_ followed by the base64 of 24 to 64 random bytes (Standard Webhooks)."
     )
 );
 
@@ -300,6 +326,46 @@ mod tests {
                 "{text:?}"
             );
             assert_eq!(matches(SIZE_PATTERN, text), valid, "{text:?}");
+        }
+        let events = [
+            ("posts.create", true),
+            ("posts.*", true),
+            ("my_posts-2.delete", true),
+            ("posts", false),
+            ("posts.created", false),
+            ("Posts.create", false),
+            ("posts.*.create", false),
+        ];
+        for (text, valid) in events {
+            let parsed = crate::config::EventPattern::parse(text)
+                .is_ok_and(|p| matches(crate::schema::SLUG_PATTERN, &p.collection));
+            assert_eq!(parsed, valid, "{text:?}");
+            assert_eq!(matches(EVENT_PATTERN, text), valid, "{text:?}");
+        }
+        let key = "MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+        for (text, valid) in [
+            (format!("whsec_{key}"), true),
+            (format!("whsec_{key}AAAA"), true),
+            // 32 bytes, unpadded (43 characters).
+            (format!("whsec_{}", "B".repeat(42) + "A"), true),
+            (key.to_string(), false),
+            (format!("whsec_{key}!"), false),
+            (format!(" whsec_{key}"), false),
+        ] {
+            assert_eq!(
+                crate::config::WebhookSecret::parse(&text).is_ok(),
+                valid,
+                "{text:?}"
+            );
+            // The pattern cannot count bytes; it refuses no secret the loader takes.
+            if valid {
+                assert!(matches(SECRET_PATTERN, &text), "{text:?}");
+            } else {
+                assert!(
+                    text.len() < 40 || !matches(SECRET_PATTERN, &text),
+                    "{text:?}"
+                );
+            }
         }
     }
 
@@ -448,6 +514,8 @@ mod tests {
                 "auth",
                 "email",
                 "metrics",
+                "realtime",
+                "webhooks",
                 "collections"
             ]
         );

@@ -11,6 +11,7 @@ mod fuzz;
 pub mod json_schema;
 pub mod raw;
 mod sections;
+mod webhooks;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -20,6 +21,7 @@ pub use diag::{Diagnostic, Diagnostics, key};
 use raw::RawConfig;
 
 pub use collections::{Source, build as build_schema};
+pub use webhooks::{EventPattern, SECRET_BYTES, SECRET_PREFIX, WebhookConfig, WebhookSecret};
 
 use crate::schema::Schema;
 
@@ -51,6 +53,8 @@ pub struct ServerConfig {
     pub public_url: Option<String>,
     pub body_limit: usize,
     pub max_limit: u32,
+    /// The most requests one batch may hold.
+    pub max_batch: usize,
     pub static_dir: Option<PathBuf>,
     /// How long a client may take to send a request's headers, from its first byte.
     pub header_timeout: Duration,
@@ -161,6 +165,13 @@ impl std::fmt::Debug for MetricsConfig {
     }
 }
 
+/// `[realtime]`: limits of the Server-Sent Events API.
+#[derive(Debug, Clone)]
+pub struct RealtimeConfig {
+    /// Most clients one instance holds (503 beyond).
+    pub max_clients: usize,
+}
+
 /// A loaded, checked configuration.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -171,6 +182,9 @@ pub struct Config {
     pub auth: AuthConfig,
     pub email: EmailConfig,
     pub metrics: MetricsConfig,
+    pub realtime: RealtimeConfig,
+    /// `[[webhooks]]`, in order.
+    pub webhooks: Vec<WebhookConfig>,
     pub schema: Schema,
 }
 
@@ -280,8 +294,16 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
     }
     let email = build_email(raw.email.unwrap_or_default(), path, &root, &mut diags);
     let metrics = build_metrics(raw.metrics.unwrap_or_default(), path, &mut diags);
+    let realtime = build_realtime(raw.realtime.unwrap_or_default(), path, &mut diags);
     let (schema, schema_diags) = collections::build_partial(sources, complete);
     diags.0.extend(schema_diags.0);
+    let webhooks = webhooks::build_webhooks(
+        raw.webhooks.unwrap_or_default(),
+        &schema,
+        complete,
+        path,
+        &mut diags,
+    );
     let config = Config {
         file: path.to_path_buf(),
         server,
@@ -289,6 +311,8 @@ pub fn load_partial(path: &Path, lookup: &dyn Fn(&str) -> Option<String>) -> (Co
         auth,
         email,
         metrics,
+        realtime,
+        webhooks,
         schema,
     };
     (config, diags)
@@ -382,7 +406,9 @@ fn collect_schema_files(
     complete
 }
 
-use sections::{build_auth, build_database, build_email, build_metrics, build_server};
+use sections::{
+    build_auth, build_database, build_email, build_metrics, build_realtime, build_server,
+};
 pub use sections::{either, one_of, parse_duration, web_origin};
 
 #[cfg(test)]
@@ -518,9 +544,39 @@ mod tests {
                 &["metrics.enabled: expected true or false, found the string \"yes\""],
             ),
             (
+                "[[webhooks]]\nurl = \"ftp://x\"\nevents = [\"posts.create\", \"notes.*\", \"posts.created\"]\nsecret = \"abc\"\n[collections.posts]\n",
+                &[],
+                &[
+                    "webhooks[0].url: `ftp://x` is not an http:// or https:// URL",
+                    "webhooks[0].events[1]: unknown collection `notes`",
+                    "webhooks[0].events[2]: unknown action `created`",
+                    "webhooks[0].secret: must start with `whsec_`",
+                ],
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://a.test/h\"\nevents = []\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n[[webhooks]]\nurl = \"http://a.test/h\"\nevents = [\"posts.*\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\nretries = 3\n[[webhooks]]\nevents = [\"posts.*\"]\nsecret = \"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw\"\n[collections.posts]\n",
+                &[],
+                &[
+                    "webhooks[0].events: needs at least one event",
+                    "webhooks[1].retries: unknown key `retries`",
+                    "webhooks[1].url: the same url as webhooks[0]",
+                    "webhooks[2].url: missing required key `url`",
+                ],
+            ),
+            (
                 "[collections.metrics]\n",
                 &[],
                 &["collections.metrics.slug: invalid collection slug `metrics`"],
+            ),
+            (
+                "[collections.batch]\n",
+                &[],
+                &["collections.batch.slug: invalid collection slug `batch`"],
+            ),
+            (
+                "[server]\nmax_batch = 0\n",
+                &[],
+                &["server.max_batch: must be at least 1"],
             ),
             (
                 "[collections.posts.fields]\nt = { type = \"strng\" }\n",
@@ -605,6 +661,11 @@ mod tests {
                 "[collections.posts.fields]\ncreatedAt = { type = \"datetime\" }\n",
                 &[],
                 &["collections.posts.fields.createdAt: `createdAt` is a system field"],
+            ),
+            (
+                "[collections.posts.fields]\nexpand = { type = \"string\" }\n",
+                &[],
+                &["collections.posts.fields.expand: `expand` is reserved"],
             ),
             (
                 "[collections.users]\nauth = { login_field = \"handle\" }\n",

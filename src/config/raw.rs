@@ -9,11 +9,12 @@ use schemars::JsonSchema;
 use serde::Deserialize;
 
 use super::json_schema::{
-    DurationText, EnvName, FieldTypeName, OnDeleteName, SizeText, Slug, TransportName,
+    DurationText, EnvName, EventName, FieldTypeName, OnDeleteName, SizeText, Slug, TransportName,
+    WebhookSecretText,
 };
 
-/// `lucent.toml`: the server, the database, accounts, mail, metrics, and collections declared
-/// inline (`[collections.<slug>]`) beside the files of the `schemas` folder.
+/// `lucent.toml`: the server, the database, accounts, mail, metrics, webhooks, and collections
+/// declared inline (`[collections.<slug>]`) beside the files of the `schemas` folder.
 #[derive(Debug, Default, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 #[schemars(title = "lucent.toml")]
@@ -26,6 +27,11 @@ pub struct RawConfig {
     pub auth: Option<RawAuth>,
     pub email: Option<RawEmail>,
     pub metrics: Option<RawMetrics>,
+    pub realtime: Option<RawRealtime>,
+    /// Receivers of committed writes (`[[webhooks]]`, docs/webhooks.md).
+    // Kept as values: each entry is decoded on its own, so one bad entry does not hide the rest.
+    #[schemars(with = "Option<Vec<RawWebhook>>")]
+    pub webhooks: Option<Vec<toml::Value>>,
     /// Collections declared here, by slug; each may also be a file `schemas/<slug>.toml`.
     // Kept as tables: `schema::build` decodes each into a `RawCollection` on its own, so the
     // problems of one do not hide another's.
@@ -58,6 +64,9 @@ pub struct RawServer {
     /// The largest `limit` a list accepts. Default 100.
     #[schemars(range(min = 1))]
     pub max_limit: Option<u32>,
+    /// The most requests one `POST /api/batch` may hold. Default 100.
+    #[schemars(range(min = 1))]
+    pub max_batch: Option<u32>,
     /// A folder served at `/` beside the API, relative to this file.
     pub static_dir: Option<String>,
     /// Time from a request's first byte to the end of its headers. Default "10s".
@@ -181,6 +190,36 @@ pub struct RawMetrics {
     /// When set, every scrape needs `Authorization: Bearer <token>`; unset, only loopback
     /// callers are answered.
     pub token: Option<String>,
+}
+
+/// `[realtime]`: the Server-Sent Events API (`/api/realtime`, docs/realtime.md).
+#[derive(Debug, Default, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Realtime")]
+pub struct RawRealtime {
+    /// Most realtime clients one instance holds; beyond, `GET /api/realtime` answers 503.
+    /// Default 10000.
+    #[schemars(range(min = 1))]
+    pub max_clients: Option<u32>,
+}
+
+/// `[[webhooks]]`: a URL that receives every matching committed write as a signed POST
+/// (Standard Webhooks).
+#[derive(Debug, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(rename = "Webhook")]
+pub struct RawWebhook {
+    /// The receiver: an http:// or https:// URL, once per config (it names the webhook).
+    pub url: String,
+    /// Which writes: `collection.action` (create, update, delete) or `collection.*`.
+    #[schemars(with = "Vec<EventName>", length(min = 1))]
+    pub events: Vec<String>,
+    /// Only documents for which this expression holds (docs/access.md syntax; fields by name or
+    /// `doc.<field>`; a delete is matched against the document as it was).
+    pub filter: Option<String>,
+    /// `whsec_<base64 of 24 to 64 random bytes>`; put it in the environment: `"${WEBHOOK_SECRET}"`.
+    #[schemars(with = "WebhookSecretText")]
+    pub secret: String,
 }
 
 /// A collection: a `[collections.<slug>]` table of `lucent.toml`, or a whole file
@@ -325,10 +364,11 @@ impl JsonSchema for FieldTable {
     }
 
     fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        use crate::schema::{FIELD_NAME_PATTERN, SYSTEM_FIELDS};
+        use crate::schema::{FIELD_NAME_PATTERN, RESERVED_FIELDS, SYSTEM_FIELDS};
+        let refused: Vec<&str> = SYSTEM_FIELDS.into_iter().chain(RESERVED_FIELDS).collect();
         schemars::json_schema!({
             "type": "object",
-            "propertyNames": {"pattern": FIELD_NAME_PATTERN, "not": {"enum": SYSTEM_FIELDS}},
+            "propertyNames": {"pattern": FIELD_NAME_PATTERN, "not": {"enum": refused}},
             "additionalProperties": generator.subschema_for::<RawField>(),
         })
     }

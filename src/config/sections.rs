@@ -2,7 +2,7 @@
 //! `[email]` and `[metrics]` tables checked into their typed configs, problems collected as
 //! diagnostics.
 
-use super::raw::{RawAuth, RawDatabase, RawEmail, RawMetrics, RawServer};
+use super::raw::{RawAuth, RawDatabase, RawEmail, RawMetrics, RawRealtime, RawServer};
 use super::*;
 
 /// `a`, `a or b`, `a, b or c`.
@@ -85,12 +85,14 @@ pub(super) fn build_server(
         },
     };
     let max_limit = raw.max_limit.unwrap_or(100);
-    if max_limit == 0 {
-        diags.push(Diagnostic::new(
-            file,
-            "server.max_limit",
-            "must be at least 1",
-        ));
+    let max_batch = raw.max_batch.unwrap_or(100);
+    for (key, value) in [
+        ("server.max_limit", max_limit),
+        ("server.max_batch", max_batch),
+    ] {
+        if value == 0 {
+            diags.push(Diagnostic::new(file, key, "must be at least 1"));
+        }
     }
     for (i, origin) in raw.cors_origins.iter().flatten().enumerate() {
         if !(origin.starts_with("http://") || origin.starts_with("https://"))
@@ -149,6 +151,7 @@ pub(super) fn build_server(
         public_url,
         body_limit,
         max_limit: max_limit.max(1),
+        max_batch: usize::try_from(max_batch.max(1)).unwrap_or(usize::MAX),
         static_dir: raw.static_dir.map(|dir| root.join(dir)),
     }
 }
@@ -377,5 +380,23 @@ pub(super) fn build_metrics(
     MetricsConfig {
         enabled: raw.enabled.unwrap_or(false),
         token,
+    }
+}
+
+pub(super) fn build_realtime(
+    raw: RawRealtime,
+    file: &Path,
+    diags: &mut Diagnostics,
+) -> RealtimeConfig {
+    let max_clients = raw.max_clients.unwrap_or(10_000);
+    if max_clients == 0 {
+        diags.push(Diagnostic::new(
+            file,
+            "realtime.max_clients",
+            "must be at least 1",
+        ));
+    }
+    RealtimeConfig {
+        max_clients: usize::try_from(max_clients.max(1)).unwrap_or(usize::MAX),
     }
 }

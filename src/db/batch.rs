@@ -15,7 +15,9 @@ const MAX_BATCH: usize = 128;
 
 struct Job {
     statements: Vec<Statement>,
-    reply: oneshot::Sender<Result<Vec<u64>, DbErr>>,
+    /// Written only if the first statement affects a row (`Writes::execute_if_found`).
+    if_found: bool,
+    reply: oneshot::Sender<Result<Option<Vec<u64>>, DbErr>>,
 }
 
 /// The queue in front of the writer connection.
@@ -39,14 +41,23 @@ impl WriteQueue {
     }
 
     /// Executes statements all together or not at all; returns the rows each affected once
-    /// their transaction committed.
+    /// their transaction committed (`None`: `if_found` and the first statement affected no row,
+    /// so nothing was written).
     ///
     /// # Errors
     /// The first failing statement's error (then none of them is written), or the commit's.
-    pub async fn execute(&self, statements: Vec<Statement>) -> Result<Vec<u64>, DbErr> {
+    pub async fn execute(
+        &self,
+        statements: Vec<Statement>,
+        if_found: bool,
+    ) -> Result<Option<Vec<u64>>, DbErr> {
         let (reply, answer) = oneshot::channel();
         self.jobs
-            .send(Job { statements, reply })
+            .send(Job {
+                statements,
+                if_found,
+                reply,
+            })
             .map_err(|_| DbErr::Custom("the write queue has stopped".into()))?;
         answer
             .await
@@ -66,15 +77,18 @@ async fn run(writer: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>
         if jobs.len() == 1 && jobs[0].statements.len() == 1 {
             let mut job = jobs.pop().expect("one job");
             let statement = job.statements.pop().expect("one statement");
-            let result = writer
-                .execute_raw(statement)
-                .await
-                .map(|r| vec![r.rows_affected()]);
+            let if_found = job.if_found;
+            let result = writer.execute_raw(statement).await.map(|r| {
+                let affected = r.rows_affected();
+                (!if_found || affected > 0).then(|| vec![affected])
+            });
             let _ = job.reply.send(result);
             continue;
         }
-        let (statements, replies): (Vec<_>, Vec<_>) =
-            jobs.into_iter().map(|j| (j.statements, j.reply)).unzip();
+        let (statements, replies): (Vec<_>, Vec<_>) = jobs
+            .into_iter()
+            .map(|j| ((j.statements, j.if_found), j.reply))
+            .unzip();
         match write_batch(&writer, statements).await {
             Ok(results) => {
                 for (reply, result) in replies.into_iter().zip(results) {
@@ -93,12 +107,12 @@ async fn run(writer: DatabaseConnection, mut queue: mpsc::UnboundedReceiver<Job>
 /// One transaction; each job's own outcome, or the transaction's failure.
 async fn write_batch(
     writer: &DatabaseConnection,
-    jobs: Vec<Vec<Statement>>,
-) -> Result<Vec<Result<Vec<u64>, DbErr>>, DbErr> {
+    jobs: Vec<(Vec<Statement>, bool)>,
+) -> Result<Vec<Result<Option<Vec<u64>>, DbErr>>, DbErr> {
     let transaction = writer.begin().await?;
     let mut results = Vec::with_capacity(jobs.len());
-    for statements in jobs {
-        results.push(super::unit::all_or_nothing(&transaction, statements).await?);
+    for (statements, if_found) in jobs {
+        results.push(super::unit::all_or_nothing(&transaction, statements, if_found).await?);
     }
     transaction.commit().await?;
     Ok(results)

@@ -215,16 +215,25 @@ struct Inner {
 
 impl Lanes {
     /// `lanes` with their watches; on PostgreSQL, `canceller` is where cancels are sent from.
+    /// Every statement the lanes run adds one to `statements`, when given.
     pub(super) fn new(
         lanes: Vec<(DatabaseConnection, Arc<Watch>)>,
         canceller: Option<DatabaseConnection>,
+        statements: Option<Arc<AtomicU64>>,
     ) -> Self {
         let count = lanes.len();
         Self {
             inner: Arc::new(Inner {
                 lanes: lanes
                     .into_iter()
-                    .map(|(connection, watch)| Lane { connection, watch })
+                    .map(|(mut connection, watch)| {
+                        if let Some(statements) = statements.clone() {
+                            connection.set_metric_callback(move |_| {
+                                statements.fetch_add(1, Ordering::Relaxed);
+                            });
+                        }
+                        Lane { connection, watch }
+                    })
                     .collect(),
                 free: Mutex::new((0..count).rev().collect()),
                 permits: Arc::new(Semaphore::new(count)),

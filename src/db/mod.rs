@@ -12,6 +12,7 @@ mod unit;
 use std::path::Path;
 use std::str::FromStr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use batch::WriteQueue;
@@ -27,7 +28,7 @@ use sea_orm::{
 pub use ddl::{datetime_type, table_statements};
 pub use lanes::{Lanes, Lifted};
 pub use rows::{Column, decode_row, to_sql_value};
-pub use unit::Writes;
+pub use unit::{Transaction, Writes};
 
 use crate::config::DatabaseConfig;
 
@@ -60,6 +61,9 @@ pub struct Database {
     queue: Option<WriteQueue>,
     /// SQLite: the writer's watch (its time limit is lifted while migrations run).
     write_watch: Option<Arc<Watch>>,
+    /// Statements the record readers have run (for `GET /api/metrics`, and the tests that
+    /// hold a request to a number of queries).
+    read_statements: Arc<AtomicU64>,
 }
 
 impl Database {
@@ -98,22 +102,24 @@ impl Database {
             .await
             .map_err(sqlx_error)?;
         let write = SqlxPostgresConnector::from_sqlx_postgres_pool(write);
-        let lanes = |count: usize| {
+        let lanes = |count: usize, statements: Option<Arc<AtomicU64>>| {
             let lanes = (0..count)
                 .map(|_| {
                     let watch = Watch::new(limit);
                     (lanes::postgres_lane(options.clone(), &watch), watch)
                 })
                 .collect();
-            Lanes::new(lanes, Some(write.clone()))
+            Lanes::new(lanes, Some(write.clone()), statements)
         };
+        let read_statements = Arc::<AtomicU64>::default();
         Ok(Self {
-            reads: lanes(POSTGRES_READERS),
-            auth: lanes(AUTH_LANES),
+            reads: lanes(POSTGRES_READERS, Some(read_statements.clone())),
+            auth: lanes(AUTH_LANES, None),
             write,
             backend: DbBackend::Postgres,
             queue: None,
             write_watch: None,
+            read_statements,
         })
     }
 
@@ -153,7 +159,7 @@ impl Database {
             .map_err(sqlx_error)?;
         let write = SqlxSqliteConnector::from_sqlx_sqlite_pool(writer);
         // Readers open on first use (after startup has refreshed the planner's statistics).
-        let lanes = |count: usize| {
+        let lanes = |count: usize, statements: Option<Arc<AtomicU64>>| {
             let lanes = (0..count)
                 .map(|_| {
                     let watch = Watch::new(limit);
@@ -165,15 +171,17 @@ impl Database {
                     (lane, watch)
                 })
                 .collect();
-            Lanes::new(lanes, None)
+            Lanes::new(lanes, None, statements)
         };
+        let read_statements = Arc::<AtomicU64>::default();
         Ok(Self {
-            reads: lanes(SQLITE_READERS),
-            auth: lanes(AUTH_LANES),
+            reads: lanes(SQLITE_READERS, Some(read_statements.clone())),
+            auth: lanes(AUTH_LANES, None),
             queue: Some(WriteQueue::start(write.clone())),
             write,
             backend: DbBackend::Sqlite,
             write_watch: Some(write_watch),
+            read_statements,
         })
     }
 
@@ -281,6 +289,11 @@ impl Database {
         ]
     }
 
+    /// How many statements the record readers have run since the database was opened.
+    pub fn read_statements(&self) -> u64 {
+        self.read_statements.load(Ordering::Relaxed)
+    }
+
     /// Closes every connection, letting SQLite checkpoint its WAL.
     pub async fn close(self) {
         for connection in self.reads.connections().chain(self.auth.connections()) {
@@ -314,6 +327,22 @@ pub fn is_timeout(error: &DbErr) -> bool {
                 sea_orm::sqlx::Error::PoolTimedOut => true,
                 _ => false,
             }
+        }
+        _ => false,
+    }
+}
+
+/// Whether `error` is a deadlock or a serialization failure (PostgreSQL's 40P01 and 40001): the
+/// database gave up on the transaction for another's sake, and the same work tried again may
+/// succeed.
+pub fn is_transient_conflict(error: &DbErr) -> bool {
+    match error {
+        DbErr::Exec(RuntimeErr::SqlxError(e)) | DbErr::Query(RuntimeErr::SqlxError(e)) => {
+            matches!(
+                e.as_ref(),
+                sea_orm::sqlx::Error::Database(e)
+                    if matches!(e.code().as_deref(), Some("40P01") | Some("40001"))
+            )
         }
         _ => false,
     }

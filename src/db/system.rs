@@ -116,6 +116,37 @@ pub enum IdempotencyKeys {
     ExpiresAt,
 }
 
+/// The transactional outbox: deliveries (webhook posts, mails) written in the same transaction
+/// as what caused them, and sent by the delivery worker (`outbox`). A row lives until it is
+/// sent (then deleted) or has failed for good (`state = 'failed'`, kept until retried).
+#[derive(DeriveIden, Clone, Copy, Debug)]
+pub enum Outbox {
+    #[sea_orm(iden = "_lucent_outbox")]
+    Table,
+    /// A UUIDv7; also the `webhook-id` of a webhook post, stable across attempts.
+    Id,
+    /// `webhook` or `email`.
+    Kind,
+    /// The webhook's URL, or the auth collection of a mail.
+    Target,
+    /// `posts.create`, or a mail's purpose (`verify`, `reset`).
+    Event,
+    /// The body to post (JSON), or the mail to prepare (JSON).
+    Payload,
+    /// `pending` or `failed`.
+    State,
+    /// Attempts made so far.
+    Attempts,
+    /// When the next attempt is due; while claimed, when the claim lapses.
+    NextAt,
+    /// The claim of the worker sending it now (null when none).
+    Claim,
+    LastError,
+    /// What an attempt left behind that the next one undoes (a mail's token digest).
+    Prepared,
+    CreatedAt,
+}
+
 /// The schema migrations applied to the collections (one row per file, with its checksum).
 #[derive(DeriveIden, Clone, Copy, Debug)]
 pub enum Migrations {
@@ -170,6 +201,11 @@ pub const STEPS: &[Step] = &[
         version: 2,
         name: "idempotency keys",
         run: |tx| Box::pin(idempotency_keys(tx)),
+    },
+    Step {
+        version: 3,
+        name: "outbox",
+        run: |tx| Box::pin(outbox_table(tx)),
     },
 ];
 
@@ -464,6 +500,42 @@ async fn idempotency_keys(tx: &DatabaseTransaction) -> Result<(), DbErr> {
         "ix__lucent_idempotency_keys_expires",
         IdempotencyKeys::Table,
         &[IdempotencyKeys::ExpiresAt],
+    )
+    .await
+}
+
+/// Step 3: the outbox (webhook deliveries and mails, issue 15).
+async fn outbox_table(tx: &DatabaseTransaction) -> Result<(), DbErr> {
+    let backend = tx.get_database_backend();
+    let text = |n: u32| ColumnType::String(StringLen::N(n));
+    // `IF NOT EXISTS` like step 1: a database whose version record was lost takes it again.
+    let table = Table::create()
+        .table(Outbox::Table)
+        .if_not_exists()
+        .col(
+            ColumnDef::new_with_type(Outbox::Id, text(64))
+                .not_null()
+                .primary_key(),
+        )
+        .col(ColumnDef::new_with_type(Outbox::Kind, text(16)).not_null())
+        .col(ColumnDef::new_with_type(Outbox::Target, text(2048)).not_null())
+        .col(ColumnDef::new_with_type(Outbox::Event, text(200)).not_null())
+        .col(ColumnDef::new_with_type(Outbox::Payload, ColumnType::Text).not_null())
+        .col(ColumnDef::new_with_type(Outbox::State, text(16)).not_null())
+        .col(ColumnDef::new_with_type(Outbox::Attempts, ColumnType::BigInteger).not_null())
+        .col(ColumnDef::new_with_type(Outbox::NextAt, datetime_type(backend)).not_null())
+        .col(ColumnDef::new_with_type(Outbox::Claim, text(64)))
+        .col(ColumnDef::new_with_type(Outbox::LastError, text(1024)))
+        .col(ColumnDef::new_with_type(Outbox::Prepared, text(64)))
+        .col(ColumnDef::new_with_type(Outbox::CreatedAt, datetime_type(backend)).not_null())
+        .to_owned();
+    tx.execute(&table).await?;
+    // The worker's claim: the due rows of a state, oldest first.
+    index(
+        tx,
+        "ix__lucent_outbox_due",
+        Outbox::Table,
+        &[Outbox::State, Outbox::NextAt],
     )
     .await
 }

@@ -31,11 +31,6 @@ pub fn ok(value: &impl Serialize) -> Response {
     json(StatusCode::OK, value)
 }
 
-/// `201` with `value` and `Location`: the URL of what was created (RFC 9110 §15.3.2).
-pub fn created(location: &str, value: &impl Serialize) -> Response {
-    with_location(json(StatusCode::CREATED, value), location)
-}
-
 /// `response` with `Location` set.
 pub fn with_location(mut response: Response, location: &str) -> Response {
     if let Ok(value) = HeaderValue::from_str(location) {

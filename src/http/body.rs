@@ -54,27 +54,36 @@ pub async fn read_limited(
     }
 }
 
-/// The list parameters of a query string; an unknown parameter is a 400.
+/// The parameters a list takes.
+pub const LIST_PARAMETERS: [&str; 6] = ["filter", "sort", "limit", "page", "select", "expand"];
+
+/// The parameters `GET /api/C/:id` takes.
+pub const GET_PARAMETERS: [&str; 1] = ["expand"];
+
+/// The parameters of a query string, of those `allowed`; any other parameter is a 400.
 ///
 /// # Errors
-/// 400 for an undecodable query string or an unknown parameter.
-pub fn list_params(request: &Request) -> Result<ListParams, ApiError> {
+/// 400 for an undecodable query string, a parameter not allowed, or one given twice.
+pub fn query_params(request: &Request, allowed: &[&str]) -> Result<ListParams, ApiError> {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(request.uri().query().unwrap_or_default())
             .map_err(|e| ApiError::bad_request(format!("malformed query string: {e}")))?;
     let mut params = ListParams::default();
     for (key, value) in pairs {
         let slot = match key.as_str() {
-            "filter" => &mut params.filter,
-            "sort" => &mut params.sort,
-            "limit" => &mut params.limit,
-            "page" => &mut params.page,
-            "select" => &mut params.select,
-            other => {
-                return Err(ApiError::bad_request(format!(
-                    "unknown query parameter \"{other}\""
-                )));
-            }
+            name if !allowed.contains(&name) => None,
+            "filter" => Some(&mut params.filter),
+            "sort" => Some(&mut params.sort),
+            "limit" => Some(&mut params.limit),
+            "page" => Some(&mut params.page),
+            "select" => Some(&mut params.select),
+            "expand" => Some(&mut params.expand),
+            _ => None,
+        };
+        let Some(slot) = slot else {
+            return Err(ApiError::bad_request(format!(
+                "unknown query parameter \"{key}\""
+            )));
         };
         if slot.replace(value).is_some() {
             return Err(ApiError::bad_request(format!(

@@ -1,17 +1,19 @@
 //! Handlers of the generated collection routes: the extractors parse, [`crate::records`] does the
-//! work, `answer` renders. No business logic lives here.
+//! work, `answer` renders. No business logic lives here. [`written`] is the one rendering of a
+//! write's answer, for these routes and for each request of a batch.
 
+use poem::http::StatusCode;
 use poem::web::{Data, Path};
 use poem::{Response, handler};
-use serde_json::json;
+use serde_json::{Value as Json, json};
 
 use super::State;
-use super::answer::{created, ok};
+use super::answer::{json, ok, with_location};
 use super::error::ApiError;
-use super::extract::{JsonBody, KnownCollection};
+use super::extract::{GetParams, JsonBody, KnownCollection};
 use crate::auth::Principal;
-use crate::records::ListParams;
-use crate::schema::doc_id;
+use crate::records::{Change, ListParams};
+use crate::schema::{Doc, doc_id};
 
 #[handler]
 pub async fn list(
@@ -30,6 +32,7 @@ pub async fn list(
 
 #[handler]
 pub async fn get_one(
+    GetParams { expand }: GetParams,
     principal: Principal,
     Path((slug, id)): Path<(String, String)>,
     state: Data<&State>,
@@ -37,7 +40,7 @@ pub async fn get_one(
     let doc = state
         .lucent
         .records
-        .find_by_id(&principal, &slug, &id)
+        .find_by_id(&principal, &slug, &id, expand.as_deref())
         .await?;
     Ok(ok(&json!({ "doc": doc })))
 }
@@ -51,8 +54,7 @@ pub async fn create(
 ) -> Result<Response, ApiError> {
     let slug = &collection.slug;
     let doc = state.lucent.records.create(&principal, slug, &body).await?;
-    let location = format!("/api/{slug}/{}", doc_id(&doc));
-    Ok(created(&location, &json!({ "doc": doc })))
+    Ok(written(Change::Created, slug, doc).response())
 }
 
 #[handler]
@@ -63,12 +65,13 @@ pub async fn update(
     Path((_, id)): Path<(String, String)>,
     state: Data<&State>,
 ) -> Result<Response, ApiError> {
+    let slug = &collection.slug;
     let doc = state
         .lucent
         .records
-        .update(&principal, &collection.slug, &id, &body)
+        .update(&principal, slug, &id, &body)
         .await?;
-    Ok(ok(&json!({ "doc": doc })))
+    Ok(written(Change::Updated, slug, doc).response())
 }
 
 #[handler]
@@ -78,5 +81,43 @@ pub async fn delete(
     state: Data<&State>,
 ) -> Result<Response, ApiError> {
     let doc = state.lucent.records.delete(&principal, &slug, &id).await?;
-    Ok(ok(&json!({ "doc": doc })))
+    Ok(written(Change::Deleted, &slug, doc).response())
+}
+
+/// The answer to a write: its status, its body, and where a created document lives (`Location`,
+/// RFC 9110 §15.3.2).
+#[derive(Debug)]
+pub struct WriteAnswer {
+    pub status: StatusCode,
+    pub body: Json,
+    pub location: Option<String>,
+}
+
+impl WriteAnswer {
+    pub fn response(&self) -> Response {
+        let response = json(self.status, &self.body);
+        match &self.location {
+            Some(location) => with_location(response, location),
+            None => response,
+        }
+    }
+}
+
+/// What a write route answers when `change` was done to `doc` of collection `slug`: `201 {doc}`
+/// at `/api/C/:id` for a create, `200 {doc}` for an update and for a delete (the document as it
+/// was).
+pub fn written(change: Change, slug: &str, doc: Doc) -> WriteAnswer {
+    let location = match change {
+        Change::Created => Some(format!("/api/{slug}/{}", doc_id(&doc))),
+        Change::Updated | Change::Deleted => None,
+    };
+    let status = match change {
+        Change::Created => StatusCode::CREATED,
+        Change::Updated | Change::Deleted => StatusCode::OK,
+    };
+    WriteAnswer {
+        status,
+        body: json!({ "doc": doc }),
+        location,
+    }
 }

@@ -27,7 +27,8 @@ pub async fn send_verification_email(
     state
         .lucent
         .accounts
-        .send_verification_email(&slug, email)?;
+        .send_verification_email(&slug, email)
+        .await?;
     let queued = json!({"message": QUEUED});
     Ok(private(
         &state,
@@ -45,7 +46,11 @@ pub async fn request_password_reset(
     state: Data<&State>,
 ) -> Result<Response, ApiError> {
     let [email] = strings(&form.body, ["email"])?;
-    state.lucent.accounts.request_password_reset(&slug, email)?;
+    state
+        .lucent
+        .accounts
+        .request_password_reset(&slug, email)
+        .await?;
     let queued = json!({"message": QUEUED});
     Ok(private(
         &state,

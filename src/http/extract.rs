@@ -8,7 +8,7 @@
 //! - [`AuthCollection`], [`KnownCollection`]: the path's collection, a 404 before anything else.
 //! - [`JsonBody`], [`Form`] (JSON or an HTML form, after the cross-site check, with its checked
 //!   `redirect`), [`PageForm`] (a form whose failures go back to its page), [`Optional`] (a body
-//!   only when the request has one), [`ListParams`], [`UserAgent`].
+//!   only when the request has one), [`ListParams`], [`GetParams`], [`UserAgent`].
 
 use std::pin::Pin;
 
@@ -18,7 +18,7 @@ use serde_json::{Value as Json, json};
 
 use super::State;
 use super::answer::cookie_name;
-use super::body::{list_params, read_form_or_json, read_json};
+use super::body::{GET_PARAMETERS, LIST_PARAMETERS, query_params, read_form_or_json, read_json};
 use super::error::{ApiError, NUL_MESSAGE};
 use super::{form_errors, origin};
 use crate::accounts::Credentials;
@@ -248,7 +248,21 @@ impl<'a, T: FromRequest<'a>> FromRequest<'a> for Optional<T> {
 /// The list parameters of a query string: 400 for an unknown or repeated one.
 impl<'a> FromRequest<'a> for ListParams {
     async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
-        Ok(list_params(request)?)
+        Ok(query_params(request, &LIST_PARAMETERS)?)
+    }
+}
+
+/// The query parameters of `GET /api/C/:id`: `expand` only.
+pub struct GetParams {
+    pub expand: Option<String>,
+}
+
+impl<'a> FromRequest<'a> for GetParams {
+    async fn from_request(request: &'a Request, _body: &mut RequestBody) -> poem::Result<Self> {
+        let params = query_params(request, &GET_PARAMETERS)?;
+        Ok(Self {
+            expand: params.expand,
+        })
     }
 }
 

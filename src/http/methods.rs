@@ -43,7 +43,7 @@ impl Methods {
         self.with(Method::GET, Query::None, endpoint)
     }
 
-    /// A `GET` that reads its own query parameters (a collection list).
+    /// A `GET` that reads its own query parameters (a collection list, a document's `expand`).
     pub fn list<E: IntoEndpoint<Endpoint: 'static>>(self, endpoint: E) -> Self {
         self.with(Method::GET, Query::Parameters, endpoint)
     }

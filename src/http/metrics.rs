@@ -1,6 +1,6 @@
 //! `GET /api/metrics` in Prometheus text (SPEC §16), when `[metrics] enabled = true`: requests by
-//! route template and status, their latency, the database connections per group, the
-//! password-hashing queue. Counted with the `metrics` facade into this app's own recorder (no
+//! route template and status, their latency, the database connections per group, the statements
+//! the record readers ran, the password-hashing queue, the outbox backlog. Counted with the `metrics` facade into this app's own recorder (no
 //! global one, so two apps in one process keep their own numbers) and rendered by
 //! `metrics-exporter-prometheus`.
 //!
@@ -41,6 +41,7 @@ pub struct Metrics {
     recorder: PrometheusRecorder,
     handle: PrometheusHandle,
     lucent: Lucent,
+    realtime: crate::realtime::Realtime,
     collections: HashSet<String>,
     /// SHA-256 of `[metrics] token`: compared in constant time whatever its length.
     token: Option<[u8; 32]>,
@@ -48,7 +49,7 @@ pub struct Metrics {
 
 impl Metrics {
     /// The metrics of `lucent`, or `None` when `[metrics]` is not enabled.
-    pub fn new(lucent: &Lucent) -> Option<Arc<Self>> {
+    pub fn new(lucent: &Lucent, realtime: &crate::realtime::Realtime) -> Option<Arc<Self>> {
         let config = &lucent.config.metrics;
         if !config.enabled {
             return None;
@@ -62,6 +63,7 @@ impl Metrics {
             handle: recorder.handle(),
             recorder,
             lucent: lucent.clone(),
+            realtime: realtime.clone(),
             collections: lucent
                 .config
                 .schema
@@ -109,7 +111,8 @@ impl Metrics {
     }
 
     /// The gauges, read now: what they measure lives elsewhere and is only sampled at a scrape.
-    fn sample(&self) {
+    /// `backlog`: the outbox's rows by kind and state (`None` when it could not be read).
+    fn sample(&self, backlog: Option<Vec<(String, String, i64)>>) {
         metrics::with_local_recorder(&self.recorder, || {
             for usage in self.lucent.database().pool_usage() {
                 gauge!("lucent_db_connections", "pool" => usage.pool, "state" => "in_use")
@@ -117,11 +120,24 @@ impl Metrics {
                 gauge!("lucent_db_connections", "pool" => usage.pool, "state" => "idle")
                     .set(usage.idle as f64);
             }
+            counter!("lucent_db_read_statements_total")
+                .absolute(self.lucent.database().read_statements());
             let (admitted, places) = self.lucent.passwords().queue_usage();
             gauge!("lucent_password_hashing_admitted").set(admitted as f64);
             gauge!("lucent_password_hashing_capacity").set(places as f64);
-            // Issue 15 (the outbox) adds `lucent_outbox_backlog` and issue 16 (realtime)
-            // `lucent_realtime_clients` here, sampled like the pools above.
+            if let Some(backlog) = &backlog {
+                for kind in ["webhook", "email"] {
+                    for state in ["pending", "failed"] {
+                        let count = backlog
+                            .iter()
+                            .find(|(k, s, _)| k == kind && s == state)
+                            .map_or(0, |(_, _, count)| *count);
+                        gauge!("lucent_outbox_backlog", "kind" => kind, "state" => state)
+                            .set(count as f64);
+                    }
+                }
+            }
+            gauge!("lucent_realtime_clients").set(self.realtime.clients() as f64);
         });
     }
 
@@ -223,6 +239,10 @@ fn describe() {
         "lucent_db_connections",
         "Database connections by group (writer, readers, auth) and state (in_use, idle)."
     );
+    describe_counter!(
+        "lucent_db_read_statements_total",
+        "SQL statements run by the record readers (lists, gets, expansions, their counts)."
+    );
     describe_gauge!(
         "lucent_password_hashing_admitted",
         "Requests hashing a password or waiting to; beyond the capacity they are refused (429)."
@@ -230,6 +250,14 @@ fn describe() {
     describe_gauge!(
         "lucent_password_hashing_capacity",
         "Places in the password-hashing queue."
+    );
+    describe_gauge!(
+        "lucent_realtime_clients",
+        "Realtime (Server-Sent Events) clients connected to this instance."
+    );
+    describe_gauge!(
+        "lucent_outbox_backlog",
+        "Outbox rows by kind (webhook, email) and state: pending (waiting, being sent or to be retried) and failed (given up; `lucent outbox retry` requeues)."
     );
 }
 
@@ -273,7 +301,14 @@ pub async fn scrape(request: &Request, metrics: Data<&Arc<Metrics>>) -> Response
             .into_response();
         }
     }
-    metrics.sample();
+    let backlog = match crate::outbox::table::backlog(metrics.lucent.database()).await {
+        Ok(backlog) => Some(backlog),
+        Err(e) => {
+            tracing::warn!(error = %e, "the outbox backlog cannot be read for the metrics");
+            None
+        }
+    };
+    metrics.sample(backlog);
     Response::builder()
         .content_type("text/plain; version=0.0.4; charset=utf-8")
         .body(metrics.handle.render())

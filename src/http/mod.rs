@@ -4,12 +4,13 @@
 //! A handler is parse, call, render: its parameters are extractors (`extract`: the caller, the
 //! path's collection, the body), it calls `records` or `accounts`, and `answer` renders the result;
 //! an error is an [`ApiError`] returned with `?` (`error` maps every subsystem's errors, in one
-//! place). Handlers live by route family: `collections`, `accounts`, `api_keys`, `email`. A
-//! route that takes `Idempotency-Key` wraps its handler in `idempotency::idempotent`.
+//! place). Handlers live by route family: `collections`, `batch`, `accounts`, `api_keys`,
+//! `email`. A route that takes `Idempotency-Key` wraps its handler in `idempotency::idempotent`.
 
 mod accounts;
 mod answer;
 mod api_keys;
+mod batch;
 mod body;
 mod collections;
 mod email;
@@ -21,6 +22,7 @@ mod methods;
 mod metrics;
 mod openapi;
 mod origin;
+mod realtime;
 mod request_id;
 mod server;
 mod static_files;
@@ -50,13 +52,30 @@ pub(crate) struct State {
     pub origins: Arc<origin::Origins>,
     /// The stored answers of requests sent with an `Idempotency-Key`.
     pub idempotency: idempotency::Idempotency,
+    /// Realtime clients and their subscriptions.
+    pub realtime: crate::realtime::Realtime,
 }
 
 /// Every route of the app, with logging, panic catching and error envelopes around them. The
 /// server's own origin comes from `server.public_url`, else `server.host` and `server.port`
 /// (which [`serve`] sets to the address it bound).
 pub fn app(lucent: Lucent) -> impl Endpoint {
-    let metrics = metrics::Metrics::new(&lucent);
+    let realtime = realtime_hub(&lucent);
+    app_with(lucent, realtime)
+}
+
+/// The realtime hub of an instance (`realtime.max_clients` clients).
+pub fn realtime_hub(lucent: &Lucent) -> crate::realtime::Realtime {
+    crate::realtime::Realtime::new(
+        lucent.records.clone(),
+        lucent.accounts.clone(),
+        lucent.config.realtime.max_clients,
+    )
+}
+
+/// [`app`] with its realtime hub (which `serve` closes when it stops).
+pub fn app_with(lucent: Lucent, realtime: crate::realtime::Realtime) -> impl Endpoint {
+    let metrics = metrics::Metrics::new(&lucent, &realtime);
     let document = openapi::document(&lucent.config).to_string();
     let static_dir = lucent.config.server.static_dir.clone();
     let origins = origin::Origins::new(&lucent.config.server);
@@ -67,11 +86,19 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         swagger: Arc::new(OnceLock::new()),
         origins: Arc::new(origins),
         idempotency,
+        realtime,
     };
     let routes = Route::new()
         .at("/api/health", Methods::new().get(health))
         .at("/api/openapi.json", get(openapi_json))
         .at("/api/docs", get(swagger_ui))
+        .at("/api/batch", Methods::new().post(idempotent(batch::batch)))
+        .at(
+            "/api/realtime",
+            Methods::new()
+                .get(realtime::stream)
+                .post(realtime::subscribe),
+        )
         .at(
             "/api/:collection/register",
             Methods::new().post(accounts::register),
@@ -134,7 +161,7 @@ pub fn app(lucent: Lucent) -> impl Endpoint {
         .at(
             "/api/:collection/:id",
             Methods::new()
-                .get(collections::get_one)
+                .list(collections::get_one)
                 .patch(idempotent(collections::update))
                 .delete(idempotent(collections::delete)),
         );
@@ -265,14 +292,42 @@ pub async fn serve(lucent: Lucent, host: &str, port: u16) -> std::io::Result<()>
         header: lucent.config.server.header_timeout,
         idle: lucent.config.server.idle_timeout,
     };
+    // The outbox worker runs beside the server and stops after it: answers still being written
+    // may add rows, which the worker's next start (or another instance) sends.
+    let stop_deliveries = Arc::new(tokio::sync::Notify::new());
+    let deliveries = {
+        let (lucent, stop) = (lucent.clone(), stop_deliveries.clone());
+        tokio::spawn(async move {
+            if let Err(e) = lucent.deliver(stop.notified()).await {
+                tracing::error!(error = %e, "the outbox worker stopped");
+            }
+        })
+    };
+    // Realtime streams never end by themselves: they are closed as the server starts to stop.
+    let hub = realtime_hub(&lucent);
+    let shutdown = {
+        let hub = hub.clone();
+        async move {
+            shutdown.await;
+            hub.close();
+        }
+    };
     server::run(
         listener,
-        app(lucent),
+        app_with(lucent, hub),
         timeouts,
         shutdown,
         Duration::from_secs(30),
     )
     .await;
+    stop_deliveries.notify_one();
+    // Deliveries under way end within their own time limit (10 s for a webhook).
+    if tokio::time::timeout(Duration::from_secs(30), deliveries)
+        .await
+        .is_err()
+    {
+        tracing::warn!("outbox deliveries still running after 30 s: stopping anyway");
+    }
     statistics.abort();
     database.close().await;
     tracing::info!("stopped");

@@ -181,6 +181,7 @@ mod tests {
             public_url: public_url.map(Into::into),
             body_limit: 1024,
             max_limit: 100,
+            max_batch: 100,
             static_dir: None,
             header_timeout: std::time::Duration::from_secs(10),
             idle_timeout: std::time::Duration::from_secs(60),

@@ -6,6 +6,7 @@
 use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query};
 use serde_json::Value as Json;
 
+use super::batch::Prepared;
 use super::{Doc, Error, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
@@ -56,17 +57,24 @@ impl Records {
         Ok(())
     }
 
-    /// Checks a body against the collection: every problem is collected, then reported at once.
-    /// Returns the values to write, by field index (a new password already hashed).
+    /// Checks a body against the collection for a create, or for an update of `stored`: every
+    /// problem is collected, then reported at once. Returns the values to write, by field index
+    /// (a new password already hashed). The argon2 work `prepared` did before the transaction is
+    /// used rather than done again.
     pub(super) async fn check_body(
         &self,
         writes: Writes<'_>,
         principal: &Principal,
         collection: &Collection,
         body: &Json,
-        mode: Mode,
         stored: Option<&Doc>,
+        prepared: Option<&Prepared>,
     ) -> Result<Vec<(usize, Value)>> {
+        let mode = if stored.is_some() {
+            Mode::Update
+        } else {
+            Mode::Create
+        };
         let object = object(body)?;
         let mut errors = Vec::new();
         let mut new_password = None;
@@ -199,7 +207,11 @@ impl Records {
                         "the current password is required to change the password or login",
                     )),
                     Some(old) => {
-                        if !self.passwords.verify(old.to_string(), hash).await? {
+                        let matches = match prepared.and_then(|p| p.checked(old, hash.as_deref())) {
+                            Some(matches) => matches,
+                            None => self.passwords.verify(old.to_string(), hash).await?,
+                        };
+                        if !matches {
                             errors.push(FieldError::new(
                                 OLD_PASSWORD,
                                 "invalid_password",
@@ -219,7 +231,10 @@ impl Records {
                 .iter()
                 .position(|f| f.role == FieldRole::Password)
         {
-            let hash = self.passwords.hash(password).await?;
+            let hash = match prepared.and_then(|p| p.hash_of(&password)) {
+                Some(hash) => hash.to_string(),
+                None => self.passwords.hash(password).await?,
+            };
             values.push((index, Value::Text(hash)));
         }
         Ok(values)

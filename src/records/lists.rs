@@ -26,7 +26,7 @@ pub(super) async fn attach_lists_via(
 ) -> std::result::Result<(), DbErr> {
     match writes {
         Writes::Shared(db) => attach_lists(db.writer(), collection, None, docs).await,
-        Writes::Within(transaction) => attach_lists(transaction, collection, None, docs).await,
+        Writes::Within(transaction) => attach_lists(&**transaction, collection, None, docs).await,
     }
 }
 

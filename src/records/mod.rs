@@ -2,17 +2,22 @@
 //! CLI, the account flows and the library API all call these; nothing else reads or writes a
 //! collection's table.
 //!
-//! `mod` finds and renders single documents, `query` lists, `write` creates, updates and deletes
-//! (`body` checks what they write), `lists` reads and writes to-many relations, `accounts` holds
-//! the account reads and writes the auth flows need, `params` parses list parameters; `export`
-//! reads whole collections out and `import` writes them back in (`lucent export` / `import`).
+//! `mod` finds and renders single documents, `query` lists, `expand` puts related documents in
+//! both, `write` creates, updates and deletes (`body` checks what they write), `lists` reads and
+//! writes to-many relations, `batch` runs several writes in one transaction, `accounts` holds the
+//! account reads and writes the auth flows need, `params` parses list parameters; `export` reads
+//! whole collections out and `import` writes them back in (`lucent export` / `import`).
 
 mod accounts;
+mod batch;
 mod body;
+mod changes;
 mod error;
+mod expand;
 mod export;
 mod import;
 mod lists;
+mod live;
 mod params;
 mod query;
 mod write;
@@ -23,9 +28,12 @@ use sea_orm::sea_query::{Alias, Condition, Expr, ExprTrait, Query, SelectStateme
 use sea_orm::{ConnectionTrait, QueryResult};
 
 pub use accounts::NewPassword;
+pub use batch::{Change, Failed, Operation, Written};
 pub use error::{Error, Result};
+pub use expand::{MAX_BACK_RELATED, MAX_EXPAND_DEPTH, MAX_EXPAND_PATHS, MAX_EXPANDED};
 pub use export::{Snapshot, dependency_order};
 pub use import::{Entry, Importer, Rejection};
+pub use live::{LiveFilter, Viewer};
 pub use params::{ListParams, ListQuery, MAX_PAGE, MAX_SORT_KEYS};
 pub use query::Page;
 
@@ -34,8 +42,9 @@ use crate::auth::Principal;
 use crate::auth::password::Passwords;
 use crate::config::PasswordPolicy;
 use crate::db::{Column, Database, Writes, decode_row};
-use crate::rules::Residual;
-use crate::schema::{Collection, Schema};
+use crate::events::Events;
+use crate::rules::{Residual, Rule};
+use crate::schema::{Collection, Schema, doc_id};
 
 pub use crate::schema::Doc;
 
@@ -58,6 +67,8 @@ pub struct Records {
     passwords: Passwords,
     policy: Arc<PasswordPolicy>,
     policies: Policies,
+    /// Told of every write (`changes`).
+    events: Events,
 }
 
 impl Records {
@@ -68,6 +79,7 @@ impl Records {
         passwords: Passwords,
         policy: PasswordPolicy,
         policies: Policies,
+        events: Events,
     ) -> Self {
         let plans = schema
             .collections
@@ -104,7 +116,13 @@ impl Records {
             passwords,
             policy: Arc::new(policy),
             policies,
+            events,
         }
+    }
+
+    /// Where committed writes are announced (`Events::subscribe`).
+    pub fn events(&self) -> &Events {
+        &self.events
     }
 
     pub fn schema(&self) -> &Schema {
@@ -150,7 +168,12 @@ impl Records {
     /// `NotFound` for an unknown collection.
     pub fn render(&self, principal: &Principal, slug: &str, doc: Doc) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
-        Ok(self.shown(collection, policy, &Caller::new(principal), doc))
+        Ok(self.shown(
+            collection,
+            policy,
+            &Caller::new(principal, &self.policies),
+            doc,
+        ))
     }
 
     /// A document as this caller sees it: hidden fields and fields whose read rule denies it for
@@ -180,18 +203,46 @@ impl Records {
         present(collection, doc)
     }
 
-    /// One document by id.
+    /// One document by id, with the relations `expand` names (SPEC §10) under `expand`.
     ///
     /// # Errors
-    /// `NotFound` for an unknown collection or id, or a document the caller may not read.
-    pub async fn find_by_id(&self, principal: &Principal, slug: &str, id: &str) -> Result<Doc> {
+    /// `NotFound` for an unknown collection or id, or a document the caller may not read;
+    /// `BadRequest` for a bad `expand`.
+    pub async fn find_by_id(
+        &self,
+        principal: &Principal,
+        slug: &str,
+        id: &str,
+        expand: Option<&str>,
+    ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("read")?;
+        let expand = self.parse_expand(expand, collection, &caller)?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, None)
             .await?;
-        Ok(self.shown(collection, policy, &caller, stored))
+        let mut docs = [self.shown(collection, policy, &caller, stored)];
+        if let Some(expand) = &expand {
+            self.expand(&caller, expand, collection, &mut docs, MAX_EXPANDED)
+                .await?;
+        }
+        let [doc] = docs;
+        Ok(doc)
+    }
+
+    /// An `expand` parameter checked for this caller; `None` when there is none.
+    fn parse_expand(
+        &self,
+        text: Option<&str>,
+        collection: &Collection,
+        caller: &Caller,
+    ) -> Result<Option<expand::Expand>> {
+        let Some(text) = text else {
+            return Ok(None);
+        };
+        let names = caller.names(&self.schema, self.db.backend());
+        expand::Expand::parse(text, &self.schema, collection, &names).map(Some)
     }
 
     /// Loads a stored row the caller may read, or `NotFound`; through `via` when it must see the
@@ -213,6 +264,36 @@ impl Records {
         self.load(collection, plan, id, read, via)
             .await?
             .ok_or(Error::NotFound)
+    }
+
+    /// Whether `rule` (an update or delete rule) lets the caller change the stored document
+    /// `stored` with body `data`. In memory; but a rule that follows relations needs the
+    /// related documents, which are in the database: it is asked there, as a condition on the
+    /// row, through `writes` (so it sees what the write that follows will see).
+    async fn permits(
+        &self,
+        writes: Writes<'_>,
+        collection: &Collection,
+        caller: &Caller,
+        rule: &Rule,
+        stored: &Doc,
+        data: Option<&Doc>,
+    ) -> Result<bool> {
+        if !rule.crosses_relations() {
+            return Ok(caller.allows(rule, Some(stored), data));
+        }
+        let condition = match caller.condition_with(rule, data, self.db.backend()) {
+            Residual::True => return Ok(true),
+            Residual::False => return Ok(false),
+            Residual::Cond(condition) => condition,
+        };
+        let mut select = Query::select();
+        select
+            .column(Alias::new("id"))
+            .from(Alias::new(&collection.slug))
+            .and_where(Expr::col(Alias::new("id")).eq(doc_id(stored)))
+            .cond_where(condition);
+        Ok(writes.query_one(&select).await?.is_some())
     }
 
     /// Loads a whole stored document (hidden fields and lists too) by id, if it also matches
@@ -264,9 +345,6 @@ impl Records {
 }
 
 /// A stored document as the caller may see it: hidden fields removed.
-pub fn present(collection: &Collection, mut doc: Doc) -> Doc {
-    for field in collection.fields.iter().filter(|f| f.hidden) {
-        doc.remove(&field.name);
-    }
-    doc
+pub fn present(collection: &Collection, doc: Doc) -> Doc {
+    collection.without_hidden(doc)
 }

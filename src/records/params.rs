@@ -1,4 +1,5 @@
-//! List parameters (`sort`, `limit`, `page`, `select`) parsed into checked values.
+//! List parameters (`sort`, `limit`, `page`, `select`) parsed into checked values (`filter` is
+//! compiled by `rules`, `expand` parsed by `expand`).
 
 use super::Error;
 use crate::db::Column;
@@ -19,6 +20,7 @@ pub struct ListParams {
     pub limit: Option<String>,
     pub page: Option<String>,
     pub select: Option<String>,
+    pub expand: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -32,7 +34,7 @@ pub struct ListQuery {
 
 /// The one error for a field a caller may not name: unknown, hidden and unreadable fields all read
 /// the same, so none can be told apart.
-fn unknown_field(name: &str) -> Error {
+pub(super) fn unknown_field(name: &str) -> Error {
     Error::BadRequest(format!("unknown field \"{name}\""))
 }
 
@@ -192,6 +194,7 @@ mod tests {
             limit: limit.map(Into::into),
             page: page.map(Into::into),
             select: select.map(Into::into),
+            expand: None,
         };
         ListQuery::parse(&params, &c, 100, &visible).map_err(|e| e.to_string())
     }

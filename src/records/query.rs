@@ -5,7 +5,7 @@ use sea_orm::ConnectionTrait;
 use sea_orm::sea_query::{Alias, Asterisk, Condition, Expr, ExprTrait, Order, Query};
 
 use super::lists::attach_lists;
-use super::{Error, ListParams, ListQuery, Records, Result};
+use super::{Error, ListParams, ListQuery, MAX_EXPANDED, Records, Result};
 use crate::access::{Caller, CollectionPolicy};
 use crate::auth::Principal;
 use crate::db::{Column, decode_row};
@@ -52,12 +52,13 @@ impl Records {
         params: &ListParams,
     ) -> Result<Page> {
         let (collection, _, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("read")?;
         let backend = self.db.backend();
         let nameable = self.nameable(collection, policy, &caller);
         let readable = |i: usize| nameable[i];
         let query = ListQuery::parse(params, collection, self.max_limit, &readable)?;
+        let expand = self.parse_expand(params.expand.as_deref(), collection, &caller)?;
         let mut condition = Condition::all();
         let mut nothing = false;
         match caller.condition(&policy.read, backend) {
@@ -66,21 +67,7 @@ impl Records {
             Residual::Cond(read) => condition = condition.add(read),
         }
         if let Some(filter) = params.filter.as_deref().filter(|f| !f.trim().is_empty()) {
-            let by_name = |name: &str| {
-                collection
-                    .fields
-                    .iter()
-                    .position(|f| f.name == name)
-                    .is_some_and(|i| nameable[i])
-            };
-            let rule = Rule::compile(filter, Mode::Filter, &self.schema, collection, &by_name)
-                .map_err(|errors| {
-                    let first = &errors[0];
-                    Error::BadRequest(format!(
-                        "filter: column {}: {}",
-                        first.column, first.message
-                    ))
-                })?;
+            let rule = self.compile_filter(collection, &caller, filter)?;
             match rule.to_condition(&caller.env(None, None), backend) {
                 Residual::True => {}
                 Residual::False => nothing = true,
@@ -92,10 +79,19 @@ impl Records {
             return Ok(page);
         }
 
-        let shown = match &query.select {
+        let mut shown = match &query.select {
             Some(columns) => columns.clone(),
             None => visible_columns(collection, &nameable, policy),
         };
+        // The relation fields `expand` follows, loaded even when `select` leaves them out (and
+        // dropped again after expanding), so a document's shape depends on `select` alone.
+        let mut unselected = Vec::new();
+        for field in expand.iter().flat_map(|e| e.forward_fields()) {
+            if !shown.contains(&Column::Field(field)) {
+                shown.push(Column::Field(field));
+                unselected.push(collection.fields[field].name.clone());
+            }
+        }
         // Lists have no column: loaded for the whole page after it, one query per list.
         let is_list =
             |column: &Column| matches!(column, Column::Field(i) if collection.fields[*i].is_list());
@@ -164,10 +160,19 @@ impl Records {
             Some(row) => u64::try_from(row.try_get_by_index::<i64>(0)?).unwrap_or(0),
             None => 0,
         };
-        let docs = docs
+        let mut docs: Vec<Doc> = docs
             .into_iter()
             .map(|doc| self.shown(collection, policy, &caller, doc))
             .collect();
+        if let Some(expand) = &expand {
+            self.expand(&caller, expand, collection, &mut docs, MAX_EXPANDED)
+                .await?;
+            for doc in &mut docs {
+                for name in &unselected {
+                    doc.remove(name);
+                }
+            }
+        }
         let total_pages = total_docs.div_ceil(query.limit);
         Ok(Page {
             docs,
@@ -175,6 +180,26 @@ impl Records {
             total_pages,
             has_next_page: query.page < total_pages,
             ..page
+        })
+    }
+}
+
+impl Records {
+    /// A `filter` as `nameable` allows this caller to name fields: 400 like a field that does not
+    /// exist for a hidden or unreadable one. Lists and realtime subscriptions share it.
+    pub(super) fn compile_filter(
+        &self,
+        collection: &Collection,
+        caller: &Caller,
+        filter: &str,
+    ) -> Result<Rule> {
+        let names = caller.names(&self.schema, self.db.backend());
+        Rule::compile(filter, Mode::Filter, &self.schema, collection, &names).map_err(|errors| {
+            let first = &errors[0];
+            Error::BadRequest(format!(
+                "filter: column {}: {}",
+                first.column, first.message
+            ))
         })
     }
 }

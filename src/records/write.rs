@@ -5,12 +5,14 @@ use sea_orm::sea_query::{Alias, Expr, ExprTrait, Query, SimpleExpr};
 use sea_orm::{DbErr, SqlErr};
 use serde_json::Value as Json;
 
+use super::batch::Prepared;
 use super::body::{Mode, object};
 use super::lists::list_statements;
 use super::{Doc, Error, Records, Result};
 use crate::access::Caller;
 use crate::auth::Principal;
 use crate::db::{Writes, to_sql_value};
+use crate::events::Change;
 use crate::schema::{Collection, Value, now};
 
 impl Records {
@@ -36,12 +38,12 @@ impl Records {
         slug: &str,
         body: &Json,
     ) -> Result<Doc> {
-        self.create_in(Writes::Shared(&self.db), principal, slug, body)
+        self.create_in(Writes::Shared(&self.db), principal, slug, body, None)
             .await
     }
 
     /// [`Records::create_stored`] through `writes`: the shared write path, or a transaction
-    /// that holds several operations (a batch).
+    /// that holds several operations (a batch, with its password work `prepared` beforehand).
     ///
     /// # Errors
     /// As [`Records::create`].
@@ -51,9 +53,10 @@ impl Records {
         principal: &Principal,
         slug: &str,
         body: &Json,
+        prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, _, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         if !caller.allows(&policy.create, None, data) {
@@ -61,7 +64,7 @@ impl Records {
         }
         self.check_field_rules(collection, policy, &caller, None, data, Mode::Create)?;
         let values = self
-            .check_body(writes, principal, collection, body, Mode::Create, None)
+            .check_body(writes, principal, collection, body, None, prepared)
             .await?;
         let now = now();
         let id = uuid::Uuid::now_v7().to_string();
@@ -86,20 +89,22 @@ impl Records {
             .columns(columns)
             .values(row)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let mut statements = vec![writes.build(&insert)];
-        statements.extend(list_statements(writes, collection, &id, &values, false)?);
-        if let Err(error) = writes.execute(statements).await {
-            return Err(self.explain(writes, collection, &values, error).await);
-        }
-
         let mut doc = Doc::new();
-        doc.insert("id".into(), Json::String(id));
-        for (index, value) in values {
-            doc.insert(collection.fields[index].name.clone(), value.to_json());
+        doc.insert("id".into(), Json::String(id.clone()));
+        for (index, value) in &values {
+            doc.insert(collection.fields[*index].name.clone(), value.to_json());
         }
         let stamp = Value::Time(now).to_json();
         doc.insert("createdAt".into(), stamp.clone());
         doc.insert("updatedAt".into(), stamp);
+        let change = Change::created(&collection.slug, doc.clone());
+        let mut statements = vec![writes.build(&insert)];
+        statements.extend(list_statements(writes, collection, &id, &values, false)?);
+        statements.extend(self.events.statements(&change, backend));
+        if let Err(error) = writes.execute(statements).await {
+            return Err(self.explain(writes, collection, &values, error).await);
+        }
+        self.announce(writes, vec![change]);
         Ok(doc)
     }
 
@@ -114,11 +119,11 @@ impl Records {
         id: &str,
         body: &Json,
     ) -> Result<Doc> {
-        self.update_in(Writes::Shared(&self.db), principal, slug, id, body)
+        self.update_in(Writes::Shared(&self.db), principal, slug, id, body, None)
             .await
     }
 
-    /// [`Records::update`] through `writes`.
+    /// [`Records::update`] through `writes`, with password work `prepared` beforehand.
     ///
     /// # Errors
     /// As [`Records::update`].
@@ -129,15 +134,19 @@ impl Records {
         slug: &str,
         id: &str,
         body: &Json,
+        prepared: Option<&Prepared>,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let data = Some(object(body)?);
         let mut stored = self
             .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
-        if !caller.allows(&policy.update, Some(&stored), data) {
+        if !self
+            .permits(writes, collection, &caller, &policy.update, &stored, data)
+            .await?
+        {
             return Err(denied(&caller, "you may not update this document"));
         }
         self.check_field_rules(
@@ -149,14 +158,7 @@ impl Records {
             Mode::Update,
         )?;
         let mut values = self
-            .check_body(
-                writes,
-                principal,
-                collection,
-                body,
-                Mode::Update,
-                Some(&stored),
-            )
+            .check_body(writes, principal, collection, body, Some(&stored), prepared)
             .await?;
         let credentials_changed = self.account_changes(collection, &stored, &mut values);
         let now = now();
@@ -177,7 +179,12 @@ impl Records {
         update
             .value(Alias::new("updatedAt"), now)
             .and_where(Expr::col(Alias::new("id")).eq(id));
-        // The update comes first: its count says whether the document still exists.
+        let previous = stored.clone();
+        for (index, value) in &values {
+            stored.insert(collection.fields[*index].name.clone(), value.to_json());
+        }
+        stored.insert("updatedAt".into(), Value::Time(now).to_json());
+        let change = Change::updated(&collection.slug, stored.clone(), previous);
         let mut statements = vec![writes.build(&update)];
         statements.extend(list_statements(writes, collection, id, &values, true)?);
         if credentials_changed {
@@ -187,8 +194,10 @@ impl Records {
                 .and_then(|u| u.session_id.as_deref());
             statements.extend(self.credentials_changed(collection, id, keep));
         }
-        let affected = match writes.execute(statements).await {
-            Ok(affected) => affected[0],
+        statements.extend(self.events.statements(&change, backend));
+        match writes.execute_if_found(statements).await {
+            Ok(Some(_)) => {}
+            Ok(None) => return Err(Error::NotFound), // deleted meanwhile: nothing was written
             Err(error) => {
                 let explained = self.explain(writes, collection, &values, error).await;
                 // Deleted meanwhile, a document's new list fails its foreign key: still a 404.
@@ -202,14 +211,8 @@ impl Records {
                 }
                 return Err(explained);
             }
-        };
-        if affected == 0 {
-            return Err(Error::NotFound); // deleted meanwhile
         }
-        for (index, value) in values {
-            stored.insert(collection.fields[index].name.clone(), value.to_json());
-        }
-        stored.insert("updatedAt".into(), Value::Time(now).to_json());
+        self.announce(writes, vec![change]);
         Ok(self.shown(collection, policy, &caller, stored))
     }
 
@@ -234,27 +237,36 @@ impl Records {
         id: &str,
     ) -> Result<Doc> {
         let (collection, plan, policy) = self.collection(slug)?;
-        let caller = Caller::new(principal);
+        let caller = Caller::new(principal, &self.policies);
         caller.require_scope("write")?;
         let stored = self
             .load_readable(collection, plan, policy, &caller, id, Some(writes))
             .await?;
-        if !caller.allows(&policy.delete, Some(&stored), None) {
+        if !self
+            .permits(writes, collection, &caller, &policy.delete, &stored, None)
+            .await?
+        {
             return Err(denied(&caller, "you may not delete this document"));
         }
+        let mut changes = vec![Change::deleted(&collection.slug, stored.clone())];
+        changes.extend(self.cascaded(writes, collection, id).await?);
         let mut delete = Query::delete();
         delete
             .from_table(Alias::new(&collection.slug))
             .and_where(Expr::col(Alias::new("id")).eq(id));
         let mut statements = vec![writes.build(&delete)];
         statements.extend(self.account_deleted(collection, id));
-        let affected = writes
-            .execute(statements)
+        for change in &changes {
+            statements.extend(self.events.statements(change, writes.backend()));
+        }
+        let found = writes
+            .execute_if_found(statements)
             .await
             .map_err(|e| write_error(collection, e))?;
-        if affected[0] == 0 {
+        if found.is_none() {
             return Err(Error::NotFound);
         }
+        self.announce(writes, changes);
         Ok(self.shown(collection, policy, &caller, stored))
     }
 

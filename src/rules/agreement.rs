@@ -1,7 +1,10 @@
 //! The property SPEC §6 asks for: on random rules and random rows, the SQL a rule compiles to
 //! selects exactly the rows its in-memory evaluation accepts — on SQLite always, and on
 //! PostgreSQL when `LUCENT_TEST_POSTGRES_URL` is set (a throwaway database is created there and
-//! dropped afterwards).
+//! dropped afterwards). Rules follow relations too (SPEC §10): posts → their author (random
+//! users) → the author's org (random orgs), posts → their parent post and back, each hop
+//! guarded by the reached collection's `read` rule (the fixture's), which memory evaluates
+//! through a lookup over the same rows.
 
 use std::collections::BTreeSet;
 
@@ -13,7 +16,7 @@ use sea_orm::{ConnectOptions, ConnectionTrait, Database, DatabaseConnection, DbB
 use serde_json::{Map, Value as Json, json};
 
 use super::Mode::Predicate;
-use super::tests::{compile, now, object};
+use super::tests::{Tables, compile, guards, now, object};
 use super::{Env, Residual, Rule, UserContext};
 use crate::schema::format_time;
 
@@ -26,6 +29,9 @@ struct Row {
     title: Option<&'static str>,
     body: Option<&'static str>,
     author: Option<&'static str>,
+    parent: Option<&'static str>,
+    /// A to-many relation to `tags` (`t9` names no tag).
+    tags: Vec<&'static str>,
     views: Option<i64>,
     score: Option<f64>,
     flag: Option<bool>,
@@ -49,13 +55,52 @@ fn text() -> impl Strategy<Value = Option<&'static str>> {
     proptest::option::of(proptest::sample::select(&STRINGS[..]))
 }
 
+/// An account the posts' `author` may name (`u1` to `u3`).
+#[derive(Debug, Clone)]
+struct Account {
+    name: Option<&'static str>,
+    verified: Option<bool>,
+    level: Option<i64>,
+    org: Option<&'static str>,
+    nickname: Option<&'static str>,
+}
+
+fn account() -> impl Strategy<Value = Account> {
+    (
+        text(),
+        proptest::option::of(any::<bool>()),
+        proptest::option::of(-1i64..4),
+        proptest::option::of(proptest::sample::select(vec!["o1", "o2", "o9"])),
+        text(),
+    )
+        .prop_map(|(name, verified, level, org, nickname)| Account {
+            name,
+            verified,
+            level,
+            org,
+            nickname,
+        })
+}
+
+/// The org names: `hidden` is the one the orgs' read rule hides.
+fn org_name() -> impl Strategy<Value = Option<&'static str>> {
+    proptest::option::of(proptest::sample::select(vec!["hidden", "a", "A", "ab"]))
+}
+
+/// The tag names: `secret` is the one the tags' read rule hides (but from admins).
+fn tag_name() -> impl Strategy<Value = Option<&'static str>> {
+    proptest::option::of(proptest::sample::select(vec!["secret", "a", "A", "rust"]))
+}
+
 fn row() -> impl Strategy<Value = Row> {
     let time = proptest::sample::select(times().to_vec());
     (
         (
             text(),
             text(),
-            proptest::option::of(proptest::sample::select(vec!["u1", "u2"])),
+            proptest::option::of(proptest::sample::select(vec!["u1", "u2", "u3", "u9"])),
+            proptest::option::of(proptest::sample::select(vec!["r0", "r1", "r2", "r3", "r9"])),
+            proptest::sample::subsequence(vec!["t1", "t2", "t3", "t9"], 0..=3),
         ),
         (
             proptest::option::of(-1i64..4),
@@ -69,10 +114,16 @@ fn row() -> impl Strategy<Value = Row> {
         ),
     )
         .prop_map(
-            |((title, body, author), (views, score), (flag, published_at, created_at, meta))| Row {
+            |(
+                (title, body, author, parent, tags),
+                (views, score),
+                (flag, published_at, created_at, meta),
+            )| Row {
                 title,
                 body,
                 author,
+                parent,
+                tags,
                 views,
                 score,
                 flag,
@@ -127,6 +178,41 @@ fn leaf() -> impl Strategy<Value = String> {
         "'a' in [doc.title, doc.body]",
         "doc.body in [null, 'a', doc.title]",
         "doc.title in []",
+        "doc.author.verified",
+        "doc.author.id == user.id",
+        "doc.author.name == user.name",
+        "doc.author.level > user.level",
+        "doc.author.level > data.views",
+        "doc.author.level < 2.5",
+        "doc.author.org == null",
+        "doc.author.id != null",
+        "doc.author.name == doc.title",
+        "doc.author.name < doc.body",
+        "doc.posts_via_parent.flag",
+        "doc.posts_via_parent.author == user.id",
+        "doc.parent.parent.parent.views > 1",
+        "doc.author.posts_via_author.views > 1",
+        "doc.author.org.users_via_org.verified",
+        "doc.author.name in [doc.title, 'a']",
+        "'t1' in doc.tags",
+        "'t9' in doc.tags",
+        "!('t2' in doc.tags)",
+        "doc.title in doc.tags",
+        "user.id in doc.tags",
+        "data.title in doc.tags",
+        "'t1' in doc.parent.tags",
+        "doc.tags.posts_via_tags.views > 1",
+        "doc.tags.name == doc.title",
+    ]);
+    let related_str = proptest::sample::select(vec![
+        "doc.author.name",
+        "doc.author.nickname",
+        "doc.author.org.name",
+        "doc.posts_via_parent.title",
+        "doc.parent.author.name",
+        "doc.parent.title",
+        "doc.tags.name",
+        "doc.parent.tags.name",
     ]);
     prop_oneof![
         (str_col.clone(), op.clone(), str_lit.clone()).prop_map(|(c, o, l)| format!("{c} {o} {l}")),
@@ -136,7 +222,17 @@ fn leaf() -> impl Strategy<Value = String> {
         (num_col.clone(), op.clone(), num_lit.clone()).prop_map(|(c, o, l)| format!("{c} {o} {l}")),
         (num_col.clone(), op.clone(), num_col.clone()).prop_map(|(a, o, b)| format!("{a} {o} {b}")),
         (time_col.clone(), op.clone(), time_lit).prop_map(|(c, o, l)| format!("{c} {o} {l}")),
-        (time_col.clone(), op, time_col).prop_map(|(a, o, b)| format!("{a} {o} {b}")),
+        (time_col.clone(), op.clone(), time_col).prop_map(|(a, o, b)| format!("{a} {o} {b}")),
+        (related_str.clone(), op.clone(), str_lit.clone())
+            .prop_map(|(c, o, l)| format!("{c} {o} {l}")),
+        (str_lit.clone(), op.clone(), related_str.clone())
+            .prop_map(|(l, o, c)| format!("{l} {o} {c}")),
+        (related_str.clone(), str_lit.clone()).prop_map(|(c, l)| format!("{c} ~ {l}")),
+        (
+            related_str,
+            proptest::collection::vec(str_lit.clone(), 0..3)
+        )
+            .prop_map(|(c, l)| format!("{c} in [{}]", l.join(", "))),
         (str_col, proptest::collection::vec(str_lit, 0..4))
             .prop_map(|(c, l)| format!("{c} in [{}]", l.join(", "))),
         (num_col, proptest::collection::vec(num_lit, 0..4))
@@ -195,6 +291,8 @@ fn document(id: &str, row: &Row) -> Map<String, Json> {
         "title": row.title,
         "body": row.body,
         "author": row.author,
+        "parent": row.parent,
+        "tags": row.tags,
         "views": row.views,
         "score": row.score,
         "flag": row.flag,
@@ -205,32 +303,160 @@ fn document(id: &str, row: &Row) -> Map<String, Json> {
     }))
 }
 
+/// An account as the API shows it.
+fn account_document(id: &str, account: &Account) -> Map<String, Json> {
+    object(json!({
+        "id": id,
+        "name": account.name,
+        "verified": account.verified,
+        "level": account.level,
+        "org": account.org,
+        "nickname": account.nickname,
+    }))
+}
+
+/// The related rows, as memory evaluation looks them up.
+fn tables(
+    rows: &[Row],
+    accounts: &[Account],
+    orgs: &[Option<&str>],
+    tags: &[Option<&str>],
+) -> Tables {
+    let mut tables = Tables::default();
+    tables.0.insert(
+        "posts".into(),
+        rows.iter()
+            .enumerate()
+            .map(|(i, row)| document(&format!("r{i}"), row))
+            .collect(),
+    );
+    tables.0.insert(
+        "users".into(),
+        accounts
+            .iter()
+            .enumerate()
+            .map(|(i, a)| account_document(&format!("u{}", i + 1), a))
+            .collect(),
+    );
+    tables.0.insert(
+        "orgs".into(),
+        orgs.iter()
+            .enumerate()
+            .map(|(i, name)| object(json!({"id": format!("o{}", i + 1), "name": name})))
+            .collect(),
+    );
+    tables.0.insert(
+        "tags".into(),
+        tags.iter()
+            .enumerate()
+            .map(|(i, name)| object(json!({"id": format!("t{}", i + 1), "name": name})))
+            .collect(),
+    );
+    tables
+}
+
 async fn create_table(db: &DatabaseConnection) {
     let ddl = match db.get_database_backend() {
         DbBackend::Postgres => {
-            r#"CREATE TABLE posts (id TEXT PRIMARY KEY, title TEXT, body TEXT, author TEXT, views BIGINT,
-            score DOUBLE PRECISION, flag BOOLEAN, "publishedAt" TIMESTAMPTZ, "createdAt" TIMESTAMPTZ NOT NULL,
-            "updatedAt" TIMESTAMPTZ NOT NULL, meta JSONB)"#
+            r#"CREATE TABLE posts (id TEXT PRIMARY KEY, title TEXT, body TEXT, author TEXT, parent TEXT,
+            views BIGINT, score DOUBLE PRECISION, flag BOOLEAN, "publishedAt" TIMESTAMPTZ,
+            "createdAt" TIMESTAMPTZ NOT NULL, "updatedAt" TIMESTAMPTZ NOT NULL, meta JSONB);
+            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, verified BOOLEAN, level BIGINT,
+            org TEXT, nickname TEXT);
+            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE _lucent_rel_posts_tags (source TEXT, target TEXT, position BIGINT,
+            PRIMARY KEY (source, target))"#
         }
         _ => {
-            r#"CREATE TABLE posts (id TEXT PRIMARY KEY, title TEXT, body TEXT, author TEXT, views BIGINT,
-            score DOUBLE, flag BOOLEAN, "publishedAt" TEXT, "createdAt" TEXT NOT NULL, "updatedAt" TEXT NOT NULL,
-            meta TEXT)"#
+            r#"CREATE TABLE posts (id TEXT PRIMARY KEY, title TEXT, body TEXT, author TEXT, parent TEXT,
+            views BIGINT, score DOUBLE, flag BOOLEAN, "publishedAt" TEXT, "createdAt" TEXT NOT NULL,
+            "updatedAt" TEXT NOT NULL, meta TEXT);
+            CREATE TABLE users (id TEXT PRIMARY KEY, name TEXT, verified BOOLEAN, level BIGINT,
+            org TEXT, nickname TEXT);
+            CREATE TABLE orgs (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE tags (id TEXT PRIMARY KEY, name TEXT);
+            CREATE TABLE _lucent_rel_posts_tags (source TEXT, target TEXT, position BIGINT,
+            PRIMARY KEY (source, target))"#
         }
     };
-    db.execute_unprepared(ddl).await.expect("create table");
+    db.execute_unprepared(ddl).await.expect("create tables");
+}
+
+async fn insert_related(
+    db: &DatabaseConnection,
+    accounts: &[Account],
+    orgs: &[Option<&str>],
+    tags: &[Option<&str>],
+) {
+    db.execute_unprepared("DELETE FROM users; DELETE FROM orgs; DELETE FROM tags")
+        .await
+        .expect("clear tables");
+    for (i, name) in tags.iter().enumerate() {
+        let statement = Query::insert()
+            .into_table(Alias::new("tags"))
+            .columns(["id", "name"].map(Alias::new))
+            .values_panic([
+                Expr::val(format!("t{}", i + 1)),
+                Expr::val(name.map(str::to_string)),
+            ])
+            .to_owned();
+        db.execute(&statement).await.expect("insert tag");
+    }
+    for (i, account) in accounts.iter().enumerate() {
+        let values: Vec<Value> = vec![
+            Value::String(Some(format!("u{}", i + 1))),
+            Value::String(account.name.map(str::to_string)),
+            Value::Bool(account.verified),
+            Value::BigInt(account.level),
+            Value::String(account.org.map(str::to_string)),
+            Value::String(account.nickname.map(str::to_string)),
+        ];
+        let statement = Query::insert()
+            .into_table(Alias::new("users"))
+            .columns(["id", "name", "verified", "level", "org", "nickname"].map(Alias::new))
+            .values_panic(values.into_iter().map(Expr::val))
+            .to_owned();
+        db.execute(&statement).await.expect("insert account");
+    }
+    for (i, name) in orgs.iter().enumerate() {
+        let statement = Query::insert()
+            .into_table(Alias::new("orgs"))
+            .columns(["id", "name"].map(Alias::new))
+            .values_panic([
+                Expr::val(format!("o{}", i + 1)),
+                Expr::val(name.map(str::to_string)),
+            ])
+            .to_owned();
+        db.execute(&statement).await.expect("insert org");
+    }
 }
 
 async fn insert(db: &DatabaseConnection, rows: &[Row]) {
-    db.execute_unprepared("DELETE FROM posts")
+    db.execute_unprepared("DELETE FROM posts; DELETE FROM _lucent_rel_posts_tags")
         .await
         .expect("clear table");
+    for (i, row) in rows.iter().enumerate() {
+        for (position, tag) in row.tags.iter().enumerate() {
+            let statement = Query::insert()
+                .into_table(Alias::new("_lucent_rel_posts_tags"))
+                .columns(["source", "target", "position"].map(Alias::new))
+                .values_panic([
+                    Expr::val(format!("r{i}")),
+                    Expr::val(*tag),
+                    Expr::val(position as i64),
+                ])
+                .to_owned();
+            db.execute(&statement).await.expect("insert list row");
+        }
+    }
     for (i, row) in rows.iter().enumerate() {
         let values: Vec<Value> = vec![
             Value::String(Some(format!("r{i}"))),
             Value::String(row.title.map(str::to_string)),
             Value::String(row.body.map(str::to_string)),
             Value::String(row.author.map(str::to_string)),
+            Value::String(row.parent.map(str::to_string)),
             Value::BigInt(row.views),
             Value::Double(row.score),
             Value::Bool(row.flag),
@@ -244,6 +470,7 @@ async fn insert(db: &DatabaseConnection, rows: &[Row]) {
             "title",
             "body",
             "author",
+            "parent",
             "views",
             "score",
             "flag",
@@ -305,46 +532,59 @@ fn check_agreement(databases: &[DatabaseConnection], runtime: &tokio::runtime::R
     let strategy = (
         proptest::collection::vec(rule_source(), 1..5),
         proptest::collection::vec(row(), 0..10),
+        (
+            proptest::collection::vec(account(), 3),
+            proptest::collection::vec(org_name(), 2),
+            proptest::collection::vec(tag_name(), 3),
+        ),
         caller(),
     );
-    let result = runner.run(&strategy, |(sources, rows, (user, data))| {
-        runtime.block_on(async {
-            let env = Env {
-                user: user.as_ref(),
-                now: now(),
-                doc: None,
-                data: data.as_ref(),
-            };
-            for db in databases {
-                insert(db, &rows).await;
-                for source in &sources {
-                    let rule = compile(source, Predicate)
-                        .map_err(|e| TestCaseError::fail(format!("{source}: {e:?}")))?;
-                    let expected: BTreeSet<String> = rows
-                        .iter()
-                        .enumerate()
-                        .map(|(i, row)| (format!("r{i}"), row))
-                        .filter(|(id, row)| {
-                            rule.eval(&Env {
-                                doc: Some(&document(id, row)),
-                                ..env
+    let guards = guards();
+    let result = runner.run(
+        &strategy,
+        |(sources, rows, (accounts, orgs, tags), (user, data))| {
+            runtime.block_on(async {
+                let tables = tables(&rows, &accounts, &orgs, &tags);
+                let env = Env {
+                    user: user.as_ref(),
+                    now: now(),
+                    doc: None,
+                    data: data.as_ref(),
+                    guards: Some(&guards),
+                    lookup: Some(&tables),
+                };
+                for db in databases {
+                    insert(db, &rows).await;
+                    insert_related(db, &accounts, &orgs, &tags).await;
+                    for source in &sources {
+                        let rule = compile(source, Predicate)
+                            .map_err(|e| TestCaseError::fail(format!("{source}: {e:?}")))?;
+                        let expected: BTreeSet<String> = rows
+                            .iter()
+                            .enumerate()
+                            .map(|(i, row)| (format!("r{i}"), row))
+                            .filter(|(id, row)| {
+                                rule.eval(&Env {
+                                    doc: Some(&document(id, row)),
+                                    ..env
+                                })
                             })
-                        })
-                        .map(|(id, _)| id)
-                        .collect();
-                    let got = selected(db, &rule, &env).await;
-                    prop_assert_eq!(
-                        &got,
-                        &expected,
-                        "{:?} on {:?}",
-                        source,
-                        db.get_database_backend()
-                    );
+                            .map(|(id, _)| id)
+                            .collect();
+                        let got = selected(db, &rule, &env).await;
+                        prop_assert_eq!(
+                            &got,
+                            &expected,
+                            "{:?} on {:?}",
+                            source,
+                            db.get_database_backend()
+                        );
+                    }
                 }
-            }
-            Ok(())
-        })
-    });
+                Ok(())
+            })
+        },
+    );
     if let Err(error) = result {
         panic!("{error}");
     }

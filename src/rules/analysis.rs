@@ -79,12 +79,15 @@ fn collect_reads(node: &Node, only: Option<&BTreeSet<String>>, reads: &mut Vec<U
             field: name.clone(),
             only: only.cloned(),
         }),
+        Node::Exists(exists) => collect_reads(&exists.cond, only, reads),
         Node::Const(_)
         | Node::Now
         | Node::User
         | Node::UserAttr(_)
         | Node::Data(..)
-        | Node::Doc(_) => {}
+        | Node::Doc(_)
+        | Node::Outer(_)
+        | Node::Ids(_) => {}
     }
 }
 
@@ -156,7 +159,14 @@ fn value(node: &Node, suspect: &Suspect<'_>) -> Result<Partial, Fault> {
             _ => Unknown,
         },
         Node::Const(val) => Known(val.clone()),
-        Node::Now | Node::List(_) | Node::Data(..) | Node::Doc(_) => Unknown,
+        // Related documents, like the stored one, may be anything.
+        Node::Now
+        | Node::List(_)
+        | Node::Data(..)
+        | Node::Doc(_)
+        | Node::Outer(_)
+        | Node::Exists(_)
+        | Node::Ids(_) => Unknown,
         Node::User => match suspect {
             Suspect::Anonymous => Known(Val::Null),
             Suspect::Account { .. } => Known(Val::Opaque),

@@ -6,6 +6,8 @@
 //! - `x in list` compares like `==` with each item; it is false when the list is null.
 //! - a null used as a condition is false (so `!doc.flag` holds for a null flag).
 //! - a field of a null `user`, `doc` or `data` is null.
+//! - a comparison through a relation path holds when it holds for ANY document the path
+//!   reaches that the caller may read (false when there is none).
 //!
 //! Anything that cannot be evaluated (a body value of the wrong type, an over-long `~` pattern)
 //! is a [`Fault`], and a faulting rule is false as a whole. Every operand is evaluated — no
@@ -15,18 +17,25 @@
 use std::cmp::Ordering;
 
 use chrono::{DateTime, SubsecRound, Utc};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
 
-use super::Env;
 use super::ast::CmpOp;
 use super::error::Fault;
-use super::ir::{MAX_PATTERN, Node, Ty, UserAttr, Val};
+use super::ir::{Exists, Hop, MAX_PATTERN, Node, Ty, UserAttr, Val};
 use super::parse::MAX_LIST;
+use super::{Env, Guards, Rule};
 use crate::schema::parse_time;
 
 /// The rule's answer: a fault denies.
 pub fn truth(node: &Node, env: &Env<'_>) -> Result<bool, Fault> {
-    as_condition(value(node, env)?)
+    truth_in(node, env, None)
+}
+
+/// A document inside a relation path sees the document the path started from as `outer`.
+type Outer<'o> = Option<&'o Map<String, Json>>;
+
+fn truth_in(node: &Node, env: &Env<'_>, outer: Outer<'_>) -> Result<bool, Fault> {
+    as_condition(value_in(node, env, outer)?)
 }
 
 /// A value used as a condition: null is false.
@@ -44,25 +53,29 @@ pub fn now(env: &Env<'_>) -> DateTime<Utc> {
 }
 
 pub fn value(node: &Node, env: &Env<'_>) -> Result<Val, Fault> {
+    value_in(node, env, None)
+}
+
+fn value_in(node: &Node, env: &Env<'_>, outer: Outer<'_>) -> Result<Val, Fault> {
     Ok(match node {
         Node::Or(items) => {
             let truths = items
                 .iter()
-                .map(|item| truth(item, env))
+                .map(|item| truth_in(item, env, outer))
                 .collect::<Result<Vec<_>, _>>()?;
             Val::Bool(truths.contains(&true))
         }
         Node::And(items) => {
             let truths = items
                 .iter()
-                .map(|item| truth(item, env))
+                .map(|item| truth_in(item, env, outer))
                 .collect::<Result<Vec<_>, _>>()?;
             Val::Bool(!truths.contains(&false))
         }
-        Node::Not(inner) => Val::Bool(!truth(inner, env)?),
-        Node::Cmp(CmpOp::In, left, right) => Val::Bool(membership(left, right, env)?),
+        Node::Not(inner) => Val::Bool(!truth_in(inner, env, outer)?),
+        Node::Cmp(CmpOp::In, left, right) => Val::Bool(membership(left, right, env, outer)?),
         Node::Cmp(op, left, right) => {
-            let (l, r) = (value(left, env)?, value(right, env)?);
+            let (l, r) = (value_in(left, env, outer)?, value_in(right, env, outer)?);
             let (l, r) = typed(left, l, Some(right), r)?;
             Val::Bool(compare(*op, &l, &r)?)
         }
@@ -71,7 +84,7 @@ pub fn value(node: &Node, env: &Env<'_>) -> Result<Val, Fault> {
         Node::List(items) => Val::List(
             items
                 .iter()
-                .map(|item| value(item, env))
+                .map(|item| value_in(item, env, outer))
                 .collect::<Result<_, _>>()?,
         ),
         Node::User => match env.user {
@@ -90,18 +103,73 @@ pub fn value(node: &Node, env: &Env<'_>) -> Result<Val, Fault> {
         },
         Node::Data(name, ty) => field(env.data, name, ty)?,
         Node::Doc(column) => field(env.doc, &column.name, &column.ty)?,
+        Node::Outer(column) => field(outer, &column.name, &column.ty)?,
+        Node::Exists(exists) => Val::Bool(any_related(exists, env)?),
+        Node::Ids(ids) => field(env.doc, &ids.field, &Ty::List(Box::new(Ty::Str)))?,
     })
+}
+
+/// Whether some document `exists.hops` reach from `env.doc`, each readable by the caller,
+/// satisfies `exists.cond` (which reads the starting document as `Outer`).
+fn any_related(exists: &Exists, env: &Env<'_>) -> Result<bool, Fault> {
+    // SQL generation evaluates the parts of the condition that read no document once, whatever
+    // the rows: a fault there denies even when no document is reached, so they are evaluated
+    // once here too, against no document.
+    truth_in(&exists.cond, &Env { doc: None, ..*env }, env.doc)?;
+    let Some(start) = env.doc else {
+        return Ok(false);
+    };
+    let (Some(guards), Some(lookup)) = (env.guards, env.lookup) else {
+        return Err(Fault("related documents cannot be looked up here"));
+    };
+    let mut reached = vec![start.clone()];
+    for hop in &exists.hops {
+        let mut next = Vec::new();
+        for doc in &reached {
+            next.extend(
+                lookup
+                    .follow(hop, doc)
+                    .into_iter()
+                    .filter(|found| readable(hop, found, guards, env)),
+            );
+        }
+        reached = next;
+    }
+    let mut hit = false;
+    for doc in &reached {
+        hit |= truth_in(
+            &exists.cond,
+            &Env {
+                doc: Some(doc),
+                ..*env
+            },
+            Some(start),
+        )?;
+    }
+    Ok(hit)
+}
+
+/// Whether the caller may read `doc`, reached by `hop`: its collection's `read` rule, and the
+/// `read` rules of the fields the path reads there.
+fn readable(hop: &Hop, doc: &Map<String, Json>, guards: &dyn Guards, env: &Env<'_>) -> bool {
+    let env = env.reading(Some(doc));
+    let passes = |rule: Option<&Rule>| rule.is_none_or(|rule| rule.eval(&env));
+    passes(guards.read(hop.to))
+        && hop
+            .guarded
+            .iter()
+            .all(|&field| passes(guards.field_read(hop.to, field)))
 }
 
 /// Two values about to be compared, each checked against the column type of the other side.
 /// SQL generation binds a value for a column with the same [`coerce`], so both fail alike.
 pub fn typed(left: &Node, l: Val, right: Option<&Node>, r: Val) -> Result<(Val, Val), Fault> {
     let r = match left {
-        Node::Doc(column) => coerce(&column.ty, r)?,
+        Node::Doc(column) | Node::Outer(column) => coerce(&column.ty, r)?,
         _ => r,
     };
     let l = match right {
-        Some(Node::Doc(column)) => coerce(&column.ty, l)?,
+        Some(Node::Doc(column) | Node::Outer(column)) => coerce(&column.ty, l)?,
         _ => l,
     };
     Ok((l, r))
@@ -135,14 +203,18 @@ pub fn compare(op: CmpOp, l: &Val, r: &Val) -> Result<bool, Fault> {
 }
 
 /// `x in [..]` or `x in <list value>`: like `==` with any item; false for a null list.
-fn membership(left: &Node, right: &Node, env: &Env<'_>) -> Result<bool, Fault> {
-    let l = value(left, env)?;
+fn membership(left: &Node, right: &Node, env: &Env<'_>, outer: Outer<'_>) -> Result<bool, Fault> {
+    let mut l = value_in(left, env, outer)?;
+    if let Node::Ids(_) = right {
+        // SQL binds the value as an id before it looks at any list: so does memory.
+        l = coerce(&Ty::Str, l)?;
+    }
     let items: Vec<(Option<&Node>, Val)> = match right {
         Node::List(items) => items
             .iter()
-            .map(|item| Ok((Some(item), value(item, env)?)))
+            .map(|item| Ok((Some(item), value_in(item, env, outer)?)))
             .collect::<Result<_, _>>()?,
-        _ => match value(right, env)? {
+        _ => match value_in(right, env, outer)? {
             Val::Null => return Ok(false),
             Val::List(items) if items.len() > MAX_LIST => return Err(Fault("list too long")),
             Val::List(items) => items.into_iter().map(|item| (None, item)).collect(),
@@ -225,11 +297,7 @@ pub fn contains(text: &Val, pattern: &Val) -> Result<bool, Fault> {
 }
 
 /// A field of an object in API form (absent = null; no object = null), read as `ty`.
-fn field(
-    object: Option<&serde_json::Map<String, Json>>,
-    name: &str,
-    ty: &Ty,
-) -> Result<Val, Fault> {
+fn field(object: Option<&Map<String, Json>>, name: &str, ty: &Ty) -> Result<Val, Fault> {
     match object.and_then(|object| object.get(name)) {
         None => Ok(Val::Null),
         Some(json) => from_json(json, ty),
@@ -269,8 +337,9 @@ pub fn from_json(json: &Json, ty: &Ty) -> Result<Val, Fault> {
 mod tests {
     use serde_json::json;
 
+    use super::super::Env;
     use super::super::Mode::Predicate;
-    use super::super::tests::{compile, env, object, user};
+    use super::super::tests::{Tables, compile, env, guards, object, user};
 
     #[test]
     fn eval_table() {
@@ -387,5 +456,133 @@ mod tests {
         let rule = compile("doc.title ~ data.title || true", Predicate).unwrap();
         assert!(!rule.eval(&env(None, Some(&doc), Some(&long))));
         assert!(rule.eval(&env(None, Some(&doc), Some(&short))));
+    }
+
+    /// Relation paths in memory: ANY readable reached document; no document, nothing reached;
+    /// without a lookup (or the guarding rules), a rule that must follow a relation denies.
+    #[test]
+    fn relation_table() {
+        let guards = guards();
+        let mut tables = Tables::default();
+        tables.0.insert(
+            "users".into(),
+            vec![
+                object(json!({"id": "u1", "name": "Ann", "verified": false, "nickname": "an"})),
+                object(json!({"id": "u2", "name": "Bob", "verified": true, "org": "o1"})),
+            ],
+        );
+        tables.0.insert(
+            "orgs".into(),
+            vec![object(json!({"id": "o1", "name": "hidden"}))],
+        );
+        tables.0.insert(
+            "posts".into(),
+            vec![
+                object(json!({"id": "p1", "author": "u2", "flag": true, "parent": null, "tags": ["t2", "t1"]})),
+                object(json!({"id": "p2", "author": "u1", "flag": false, "parent": "p1", "tags": []})),
+                object(json!({"id": "p3", "author": "u1", "flag": true, "parent": "p1", "tags": ["t1"]})),
+            ],
+        );
+        tables.0.insert(
+            "tags".into(),
+            vec![
+                object(json!({"id": "t1", "name": "rust"})),
+                object(json!({"id": "t2", "name": "secret"})),
+            ],
+        );
+        let p1 = tables.0["posts"][0].clone();
+        let p2 = tables.0["posts"][1].clone();
+        let p3 = tables.0["posts"][2].clone();
+        let ann = user("user", None);
+        let with = |user, doc| Env {
+            guards: Some(&guards),
+            lookup: Some(&tables),
+            ..env(user, doc, None)
+        };
+        let cases = [
+            ("doc.author.name == 'Bob'", with(None, Some(&p1)), true),
+            // Ann is not verified: only Ann herself reads her account.
+            ("doc.author.name == 'Ann'", with(None, Some(&p2)), false),
+            (
+                "doc.author.name == 'Ann'",
+                with(Some(&ann), Some(&p2)),
+                true,
+            ),
+            ("!(doc.author.name == 'Ann')", with(None, Some(&p2)), true),
+            // Her nickname is hers alone even where her account is readable.
+            (
+                "doc.author.nickname == 'an'",
+                with(Some(&ann), Some(&p2)),
+                true,
+            ),
+            (
+                "doc.author.org.name == 'hidden'",
+                with(None, Some(&p1)),
+                false,
+            ),
+            ("doc.author.org == 'o1'", with(None, Some(&p1)), true),
+            // Any child: p2 is not readable anonymously, p3 is.
+            (
+                "doc.posts_via_parent.id == 'p2'",
+                with(None, Some(&p1)),
+                false,
+            ),
+            (
+                "doc.posts_via_parent.id == 'p3'",
+                with(None, Some(&p1)),
+                true,
+            ),
+            (
+                "doc.posts_via_parent.id == 'p2'",
+                with(Some(&ann), Some(&p1)),
+                true,
+            ),
+            (
+                "doc.parent.author.name == doc.author",
+                with(Some(&ann), Some(&p2)),
+                false,
+            ),
+            (
+                "doc.parent.author == doc.author",
+                with(Some(&ann), Some(&p3)),
+                false,
+            ),
+            (
+                "doc.parent.author.id != doc.author",
+                with(None, Some(&p3)),
+                true,
+            ),
+            ("doc.author.name == null", with(None, None), false),
+            // Lists: an id among them (whether or not its document is readable), any readable
+            // document they reach, and back.
+            (
+                "'t2' in doc.tags && !('t3' in doc.tags)",
+                with(None, Some(&p1)),
+                true,
+            ),
+            ("doc.tags.name == 'secret'", with(None, Some(&p1)), false),
+            ("doc.tags.name == 'rust'", with(None, Some(&p1)), true),
+            (
+                "doc.tags.posts_via_tags.id == 'p3'",
+                with(None, Some(&p1)),
+                true,
+            ),
+            ("doc.tags.id == 't1'", with(None, Some(&p2)), false),
+            ("'t1' in doc.tags", env(None, Some(&p3), None), true),
+            (
+                "doc.author.name == 'Bob'",
+                env(None, Some(&p1), None),
+                false,
+            ),
+            (
+                "!(doc.author.name == 'Bob')",
+                env(None, Some(&p1), None),
+                false,
+            ),
+        ];
+        for (source, env, expected) in cases {
+            let rule = compile(source, Predicate).unwrap_or_else(|e| panic!("{source}: {e:?}"));
+            assert_eq!(rule.eval(&env), expected, "{source}");
+        }
     }
 }

@@ -10,8 +10,9 @@ use proptest::test_runner::{Config, TestRunner};
 use sea_orm::DbBackend;
 use serde_json::json;
 
+use super::Env;
 use super::Mode::{Filter, Predicate};
-use super::tests::{compile, env, object, user};
+use super::tests::{Tables, compile, env, guards, object, user};
 use super::{RuleError, Suspect};
 
 /// Inputs that once broke an invariant, or are close to the edges; checked before the random ones.
@@ -52,6 +53,10 @@ const REGRESSIONS: &[&str] = &[
     "doc.publishedAt == '2026-13-40T99:99:99Z'",
     "doc.publishedAt < '+275760-09-13T00:00:00Z'",
     "doc.title.x.y.z == 1",
+    "author.name.x.y == 1",
+    "parent.parent.parent.parent.parent == null",
+    "posts_via_parent == posts_via_parent",
+    "author.name == author.name",
     "user.id.x == 1",
     "data == null",
     "(((((((((((((((((((((((((((((((((((true)))))))))))))))))))))))))))))))))))",
@@ -77,12 +82,23 @@ fn check_source(source: &str) -> Result<(), TestCaseError> {
                 let admin = user("admin", Some(&["read"]));
                 let doc = object(json!({
                     "id": "p1", "title": "x", "views": 3, "score": 2.5, "flag": true,
-                    "publishedAt": "2026-01-01T00:00:00.000Z", "meta": {"a": 1}, "body": null,
+                    "publishedAt": "2026-01-01T00:00:00.000Z", "meta": {"a": 1}, "body": null, "author": "u1",
                 }));
                 let data = object(json!({"views": "not a number", "title": 5, "flag": "x"}));
+                let guards = guards();
+                let mut tables = Tables::default();
+                tables
+                    .0
+                    .insert("users".into(), vec![object(json!({"id": "u1", "name": 1}))]);
+                let related = Env {
+                    guards: Some(&guards),
+                    lookup: Some(&tables),
+                    ..env(Some(&admin), Some(&doc), Some(&data))
+                };
                 for env in [
                     env(None, None, None),
                     env(Some(&admin), Some(&doc), Some(&data)),
+                    related,
                 ] {
                     let _ = rule.eval(&env);
                     for backend in [DbBackend::Sqlite, DbBackend::Postgres, DbBackend::MySql] {
@@ -164,6 +180,24 @@ fn atom() -> impl Strategy<Value = String> {
         "data",
         "nope",
         "doc.title.length",
+        "doc.author.name",
+        "author.name",
+        "author.verified",
+        "author.nickname",
+        "author.password",
+        "doc.author.org.name",
+        "author.org.users_via_org.level",
+        "parent.parent.parent.parent.title",
+        "posts_via_parent.title",
+        "posts_via_parent",
+        "doc.author.posts_via_author.views",
+        "data.author.name",
+        "tags",
+        "doc.tags",
+        "tags.name",
+        "parent.tags",
+        "tags.posts_via_tags.title",
+        "data.tags",
     ]);
     let literals = select(vec![
         "0",

@@ -109,19 +109,166 @@ pub enum Node {
     UserAttr(UserAttr),
     Data(String, Ty),
     Doc(Column),
+    /// A column of the document a relation path started from, inside that path's
+    /// [`Exists`] (`author.name == doc.title`: `title` is the posts' column).
+    Outer(Column),
+    /// Whether some readable document across relations satisfies a condition.
+    Exists(Box<Exists>),
+    /// The ids a to-many relation field of the document holds: only as the right side of `in`
+    /// (`'<id>' in tags`), where SQL looks the id up in the field's join table.
+    Ids(Ids),
+}
+
+/// A to-many relation field as a list of ids.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ids {
+    /// The field's name (its value in API form is the list).
+    pub field: String,
+    /// Its join table: `source` the document's id, `target` the ids.
+    pub join: String,
+}
+
+/// `author.name == 'Ann'`: some document the hops reach, each step readable by the caller,
+/// satisfies `cond`. The checker builds one around each comparison (or condition) a relation
+/// path takes part in; while it is still checking the comparison, `cond` is the path's bare
+/// column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Exists {
+    /// One to three steps.
+    pub hops: Vec<Hop>,
+    /// Over the last hop's document (`Doc`) and the document the path started from (`Outer`).
+    pub cond: Node,
+}
+
+/// One step of a relation path, and what reading the documents it reaches takes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Hop {
+    /// The collection reached: its index in the schema (whose rules guard it) and its table.
+    pub to: usize,
+    pub table: String,
+    pub link: Link,
+    /// Fields of the reached documents the path reads (the next hop's relation field, the
+    /// compared field, a back-relation's own field) that have a field `read` rule: the caller
+    /// must pass it for each document, as for the collection's `read` rule.
+    pub guarded: Vec<usize>,
+}
+
+/// How a hop finds the documents it reaches.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Link {
+    /// The document's relation `column` holds the id of the one reached.
+    Forward { column: String },
+    /// The reached documents' relation `column` holds the document's id (a back-relation).
+    Back { column: String },
+    /// The document's to-many `field` lists the ids reached: rows of `join` whose `source` is
+    /// the document's id.
+    ForwardMany { field: String, join: String },
+    /// The reached documents' to-many `field` lists the document's id: rows of `join` whose
+    /// `target` is the document's id.
+    BackMany { field: String, join: String },
 }
 
 impl Node {
-    /// Whether the value depends on the stored document, i.e. must become SQL.
+    /// Whether the value depends on the stored document (or documents related to it), i.e. must
+    /// become SQL.
     pub fn uses_doc(&self) -> bool {
         match self {
-            Node::Doc(_) => true,
+            Node::Doc(_) | Node::Outer(_) | Node::Exists(_) | Node::Ids(_) => true,
             Node::Or(items) | Node::And(items) | Node::List(items) => {
                 items.iter().any(Node::uses_doc)
             }
             Node::Not(inner) => inner.uses_doc(),
             Node::Cmp(_, left, right) => left.uses_doc() || right.uses_doc(),
             Node::Const(_) | Node::Now | Node::User | Node::UserAttr(_) | Node::Data(..) => false,
+        }
+    }
+
+    /// Whether the rule crosses relations (and so needs related documents to be evaluated).
+    pub fn crosses(&self) -> bool {
+        match self {
+            Node::Exists(_) => true,
+            Node::Or(items) | Node::And(items) | Node::List(items) => {
+                items.iter().any(Node::crosses)
+            }
+            Node::Not(inner) => inner.crosses(),
+            Node::Cmp(_, left, right) => left.crosses() || right.crosses(),
+            Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..)
+            | Node::Doc(_)
+            | Node::Outer(_)
+            | Node::Ids(_) => false,
+        }
+    }
+
+    /// Whether the node reads a to-many relation's ids.
+    pub fn reads_ids(&self) -> bool {
+        match self {
+            Node::Ids(_) => true,
+            Node::Exists(exists) => exists.cond.reads_ids(),
+            Node::Or(items) | Node::And(items) | Node::List(items) => {
+                items.iter().any(Node::reads_ids)
+            }
+            Node::Not(inner) => inner.reads_ids(),
+            Node::Cmp(_, left, right) => left.reads_ids() || right.reads_ids(),
+            Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..)
+            | Node::Doc(_)
+            | Node::Outer(_) => false,
+        }
+    }
+
+    /// Adds the collections the relation paths of this node reach to `reached`.
+    pub fn reached(&self, reached: &mut Vec<usize>) {
+        match self {
+            Node::Exists(exists) => {
+                reached.extend(exists.hops.iter().map(|hop| hop.to));
+                exists.cond.reached(reached);
+            }
+            Node::Or(items) | Node::And(items) | Node::List(items) => {
+                items.iter().for_each(|item| item.reached(reached));
+            }
+            Node::Not(inner) => inner.reached(reached),
+            Node::Cmp(_, left, right) => {
+                left.reached(reached);
+                right.reached(reached);
+            }
+            Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..)
+            | Node::Doc(_)
+            | Node::Outer(_)
+            | Node::Ids(_) => {}
+        }
+    }
+
+    /// The same value read from the document a relation path starts from: `Doc` columns become
+    /// `Outer` ones (for the other side of a comparison moved inside an [`Exists`]).
+    pub fn outer(self) -> Node {
+        match self {
+            Node::Doc(column) => Node::Outer(column),
+            Node::Or(items) => Node::Or(items.into_iter().map(Node::outer).collect()),
+            Node::And(items) => Node::And(items.into_iter().map(Node::outer).collect()),
+            Node::List(items) => Node::List(items.into_iter().map(Node::outer).collect()),
+            Node::Not(inner) => Node::Not(Box::new(inner.outer())),
+            Node::Cmp(op, left, right) => {
+                Node::Cmp(op, Box::new(left.outer()), Box::new(right.outer()))
+            }
+            other @ (Node::Const(_)
+            | Node::Now
+            | Node::User
+            | Node::UserAttr(_)
+            | Node::Data(..)
+            | Node::Outer(_)
+            | Node::Exists(_)
+            | Node::Ids(_)) => other,
         }
     }
 }

@@ -16,12 +16,19 @@ pub use value::{
 
 /// What a collection slug must match (and not be one of [`RESERVED_SLUGS`]).
 pub const SLUG_PATTERN: &str = r"^[a-z][a-z0-9_-]{0,62}$";
-/// What a field name must match (and not be one of [`SYSTEM_FIELDS`]).
+/// What a field name must match (and not be one of [`SYSTEM_FIELDS`] or [`RESERVED_FIELDS`]).
 pub const FIELD_NAME_PATTERN: &str = r"^[A-Za-z][A-Za-z0-9_]{0,62}$";
 
 /// Route segments of `/api/<segment>` that Lucent serves itself, which a collection slug must not
 /// shadow.
-pub const RESERVED_SLUGS: [&str; 4] = ["health", "openapi.json", "docs", "metrics"];
+pub const RESERVED_SLUGS: [&str; 6] = [
+    "health",
+    "openapi.json",
+    "docs",
+    "metrics",
+    "batch",
+    "realtime",
+];
 
 /// `on_delete` of a relation field, as written.
 pub const ON_DELETE: [(&str, OnDelete); 3] = [
@@ -32,6 +39,10 @@ pub const ON_DELETE: [(&str, OnDelete); 3] = [
 
 /// Field names Lucent manages on every collection; declaring them is a config error.
 pub const SYSTEM_FIELDS: [&str; 3] = ["id", "createdAt", "updatedAt"];
+
+/// Names a document's answer uses for something else (`expand` holds expanded relations);
+/// declaring them is a config error.
+pub const RESERVED_FIELDS: [&str; 1] = ["expand"];
 
 /// Every collection of a configuration, in declaration order.
 #[derive(Debug, Clone, Default)]
@@ -110,6 +121,81 @@ impl Schema {
     pub fn index_of(&self, slug: &str) -> Option<usize> {
         self.by_slug.get(slug).copied()
     }
+
+    /// The back-relation `name` (`<collection>_via_<field>`) of `target`: the collection and its
+    /// relation field that points at `target`. Slugs and field names may hold `_`, so the name
+    /// is matched against every relation to `target` rather than split.
+    pub fn back_relation(&self, target: &str, name: &str) -> Option<(&Collection, &Field)> {
+        self.collections
+            .iter()
+            .flat_map(|source| source.fields.iter().map(move |field| (source, field)))
+            .find(|(source, field)| {
+                matches!(&field.kind, FieldKind::Relation { to, .. } if to == target)
+                    && name
+                        .strip_prefix(source.slug.as_str())
+                        .and_then(|rest| rest.strip_prefix("_via_"))
+                        == Some(field.name.as_str())
+            })
+    }
+
+    /// What `name` leads to from a document of `collection` across a relation: its relation
+    /// field of that name, else the back-relation of that name. A declared field wins over a
+    /// back-relation of the same name.
+    pub fn step<'s>(&'s self, collection: &'s Collection, name: &str) -> Option<Step<'s>> {
+        match collection.field(name) {
+            Some(field) => match &field.kind {
+                FieldKind::Relation { to, .. } => Some(Step::Forward {
+                    field,
+                    to: self.get(to)?,
+                }),
+                _ => None,
+            },
+            None => self
+                .back_relation(&collection.slug, name)
+                .map(|(from, field)| Step::Back { from, field }),
+        }
+    }
+}
+
+/// One step across a relation, from a document of one collection to documents of another.
+#[derive(Debug, Clone, Copy)]
+pub enum Step<'s> {
+    /// A relation field of the collection, to the document it names.
+    Forward {
+        field: &'s Field,
+        to: &'s Collection,
+    },
+    /// `<collection>_via_<field>`: the documents of `from` whose relation `field` names this one.
+    Back {
+        from: &'s Collection,
+        field: &'s Field,
+    },
+}
+
+impl<'s> Step<'s> {
+    /// The collection the step arrives in.
+    pub fn target(&self) -> &'s Collection {
+        match self {
+            Step::Forward { to, .. } => to,
+            Step::Back { from, .. } => from,
+        }
+    }
+
+    /// Whether the step may arrive at several documents (a to-many relation, a back-relation).
+    pub fn many(&self) -> bool {
+        match self {
+            Step::Forward { field, .. } => field.is_list(),
+            Step::Back { .. } => true,
+        }
+    }
+
+    /// The relation field the step follows (of this collection, or of the target for a
+    /// back-relation).
+    pub fn field(&self) -> &'s Field {
+        match self {
+            Step::Forward { field, .. } | Step::Back { field, .. } => field,
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -127,6 +213,15 @@ pub struct Collection {
 impl Collection {
     pub fn field(&self, name: &str) -> Option<&Field> {
         self.fields.iter().find(|f| f.name == name)
+    }
+
+    /// `doc` without the hidden fields: what any rendering of a stored document starts from
+    /// (`records::present`, and webhook payloads, which no caller's field rules apply to).
+    pub fn without_hidden(&self, mut doc: Doc) -> Doc {
+        for field in self.fields.iter().filter(|f| f.hidden) {
+            doc.remove(&field.name);
+        }
+        doc
     }
 
     /// The login field of an auth collection.
@@ -167,6 +262,26 @@ pub struct FieldAccess {
     pub read: Option<PredicateSource>,
     pub create: Option<PredicateSource>,
     pub update: Option<PredicateSource>,
+}
+
+/// What a write did to a document: the actions webhooks name (`posts.create`) and events carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Action {
+    Create,
+    Update,
+    Delete,
+}
+
+impl Action {
+    pub const ALL: [Action; 3] = [Action::Create, Action::Update, Action::Delete];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Action::Create => "create",
+            Action::Update => "update",
+            Action::Delete => "delete",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -736,3 +736,62 @@ async fn expired_answers_are_forgotten_and_pruned() {
         db.close().await.ok();
     }
 }
+
+/// `POST /api/batch` takes the key like a single write: a retry gets the stored answer and the
+/// batch's documents exist once; concurrent duplicates of a batch run it once; the same key with
+/// another batch is 422.
+#[tokio::test]
+async fn a_batch_is_done_once_per_key() {
+    for backend in backends() {
+        let server = Server::start(&backend, CONFIG).await;
+        let token = sign_up(&server, "ann@example.com").await;
+        let batch = json!({"requests": [
+            {"method": "POST", "url": "/api/posts", "body": {"title": "one"}},
+            {"method": "POST", "url": "/api/posts", "body": {"title": "two"}},
+        ]});
+        let call = Call {
+            method: Method::POST,
+            path: "/api/batch",
+            token: Some(&token),
+            key: Some("batch-1"),
+            body: Some(batch.clone()),
+        };
+        let first = send(&server, &call).await;
+        assert_eq!(first.status, 200, "{:?}", first.json());
+        assert!(!first.replayed());
+        let again = send(&server, &call).await;
+        assert_eq!(again.status, 200);
+        assert!(again.replayed());
+        assert_eq!(again.bytes, first.bytes);
+        assert_eq!(count_posts(&server).await, 2);
+
+        let other = Call {
+            body: Some(json!({"requests": [
+                {"method": "POST", "url": "/api/posts", "body": {"title": "three"}},
+            ]})),
+            ..call.clone()
+        };
+        send(&server, &other)
+            .await
+            .error(422, "idempotency_mismatch");
+        assert_eq!(count_posts(&server).await, 2);
+
+        let concurrent = Call {
+            key: Some("batch-2"),
+            ..call.clone()
+        };
+        let answers: Vec<Answer> = (0..10)
+            .map(|_| send(&server, &concurrent))
+            .collect::<FuturesUnordered<_>>()
+            .collect()
+            .await;
+        for answer in &answers {
+            assert!(
+                answer.status == 200 || answer.status == 409,
+                "{:?}",
+                answer.json()
+            );
+        }
+        assert_eq!(count_posts(&server).await, 4, "the second batch ran once");
+    }
+}

@@ -18,7 +18,7 @@ const EXAMPLE_CONFIG: &str = include_str!("../../lucent.toml");
 const EXAMPLE_POSTS: &str = include_str!("../../schemas/posts.toml");
 
 /// The example project (`lucent.toml` and `schemas/`) in a temp folder.
-async fn example(backend: &Backend) -> Server {
+pub(crate) async fn example(backend: &Backend) -> Server {
     Server::start_with(
         backend,
         EXAMPLE_CONFIG,
@@ -57,6 +57,7 @@ pub(crate) fn repository() -> &'static Path {
 const CONFIG: &str = r#"
 [server]
 max_limit = 50
+max_batch = 7
 [auth.password]
 min_length = 14
 max_length = 100
@@ -164,6 +165,72 @@ async fn document_states_the_schemas_limits_and_answers() {
     );
     assert!(schemas["users"]["properties"].get("password").is_none());
 
+    // `expand`: what a document's `expand` may hold (the related documents, whole), and a
+    // parameter whose pattern spells out the paths every caller may expand.
+    let doc_ref = |slug: &str| json!({"$ref": format!("#/components/schemas/{slug}")});
+    for name in ["posts", "postsSelected"] {
+        assert_eq!(
+            schemas[name]["properties"]["expand"],
+            doc_ref("postsExpand")
+        );
+    }
+    let expand = &schemas["postsExpand"]["properties"];
+    assert_eq!(schemas["postsExpand"]["additionalProperties"], false);
+    assert_eq!(expand["author"], doc_ref("users"));
+    assert_eq!(
+        expand["related"],
+        json!({"type": "array", "items": doc_ref("posts"), "maxItems": 7})
+    );
+    assert_eq!(
+        expand["posts_via_related"],
+        json!({"type": "array", "items": doc_ref("posts"), "maxItems": 100})
+    );
+    let users_expand = &schemas["usersExpand"]["properties"];
+    assert_eq!(users_expand["follows"]["items"], doc_ref("users"));
+    assert_eq!(users_expand["posts_via_author"]["items"], doc_ref("posts"));
+    assert_eq!(users_expand["users_via_follows"]["maxItems"], 100);
+    assert!(
+        schemas["membersExpand"]["properties"]
+            .as_object()
+            .unwrap()
+            .is_empty()
+    );
+    for (path, method) in [("/api/posts", "get"), ("/api/posts/{id}", "get")] {
+        let parameters = paths[path][method]["parameters"].as_array().unwrap();
+        let expand = parameters
+            .iter()
+            .find(|p| p["name"] == "expand")
+            .unwrap_or_else(|| panic!("{path}: no expand"));
+        let pattern = regex::Regex::new(expand["schema"]["pattern"].as_str().unwrap()).unwrap();
+        let ten = ["author"; 10].join(",");
+        for ok in [
+            "author",
+            "author.posts_via_author.related",
+            "related.related.related",
+            "author,related,posts_via_related,author.follows",
+            ten.as_str(),
+        ] {
+            assert!(pattern.is_match(ok), "{path}: {ok}");
+        }
+        let eleven = ["author"; 11].join(",");
+        for refused in [
+            "",
+            "nope",
+            "author.nope",
+            "author,",
+            "related.related.related.related",
+            "title",
+            eleven.as_str(),
+        ] {
+            assert!(!pattern.is_match(refused), "{path}: {refused}");
+        }
+    }
+    // Nothing to expand, no parameter.
+    let members = paths["/api/members"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert!(members.iter().all(|p| p["name"] != "expand"));
+
     // Bodies: no `default` (generators make such properties required); hidden fields writable
     // but write-only; the limits the server checks.
     for name in [
@@ -224,6 +291,40 @@ async fn document_states_the_schemas_limits_and_answers() {
         schemas["usersCreate"]["properties"]["follows"]["type"],
         "array"
     );
+
+    // A batch: at most max_batch requests, each one collection write with that route's body.
+    let requests = &schemas["BatchRequest"]["properties"]["requests"];
+    assert_eq!(
+        (&requests["minItems"], &requests["maxItems"]),
+        (&json!(1), &json!(7))
+    );
+    let kinds: Vec<String> = requests["items"]["oneOf"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let body = r["properties"]["body"]["$ref"].as_str().unwrap_or("none");
+            format!(
+                "{} {} {body}",
+                r["properties"]["method"]["enum"][0], r["properties"]["url"]["pattern"]
+            )
+        })
+        .collect();
+    let id = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}";
+    let mut expected = Vec::new();
+    for slug in ["users", "members", "posts"] {
+        let schema = |name: &str| format!("#/components/schemas/{slug}{name}");
+        expected.push(format!("\"POST\" \"^/api/{slug}$\" {}", schema("Create")));
+        expected.push(format!(
+            "\"PATCH\" \"^/api/{slug}/{id}$\" {}",
+            schema("Update")
+        ));
+        expected.push(format!("\"DELETE\" \"^/api/{slug}/{id}$\" none"));
+    }
+    assert_eq!(kinds, expected);
+    let answer_docs = &schemas["BatchResponse"]["properties"]["responses"]["items"]["properties"]["body"]
+        ["properties"]["doc"]["anyOf"];
+    assert_eq!(answer_docs.as_array().unwrap().len(), 3);
 
     // Parameters.
     let list = &paths["/api/posts"]["get"];
@@ -326,6 +427,13 @@ async fn document_states_the_schemas_limits_and_answers() {
             "post",
             &["202", "303", "400", "413", "415"],
         ),
+        (
+            "/api/batch",
+            "post",
+            &[
+                "200", "400", "401", "403", "404", "409", "413", "415", "422", "429", "503",
+            ],
+        ),
     ] {
         let mut found = statuses(&paths[path][method]);
         found.sort_unstable();
@@ -339,6 +447,7 @@ async fn document_states_the_schemas_limits_and_answers() {
         ("/api/posts", "post", "201"),
         ("/api/posts/{id}", "patch", "200"),
         ("/api/posts/{id}", "delete", "200"),
+        ("/api/batch", "post", "200"),
     ] {
         let operation = &paths[path][method];
         assert!(

@@ -112,8 +112,8 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
         server.spawn(&[]);
         assert_eq!(
             versions(&db).await,
-            [1, 2],
-            "step 1 is recorded, step 2 (idempotency keys) applied"
+            [1, 2, 3],
+            "step 1 is recorded, steps 2 (idempotency keys) and 3 (outbox) applied"
         );
 
         // Everything the old Lucent stored still works.
@@ -183,10 +183,10 @@ async fn a_database_made_before_system_versions_upgrades_and_keeps_working() {
         // A restart applies nothing again; the tables are those of a new database.
         server.stop();
         server.spawn(&[]);
-        assert_eq!(versions(&db).await, [1, 2]);
+        assert_eq!(versions(&db).await, [1, 2, 3]);
         let fresh = Server::start(&backend, &config).await;
         let fresh_db = fresh.connect_database().await;
-        assert_eq!(versions(&fresh_db).await, [1, 2]);
+        assert_eq!(versions(&fresh_db).await, [1, 2, 3]);
         assert_eq!(system_shape(&db).await, system_shape(&fresh_db).await);
         db.close().await.ok();
         fresh_db.close().await.ok();

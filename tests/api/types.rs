@@ -130,6 +130,13 @@ author = { type = "relation", to = "users" }
         "{text}"
     );
     assert!(text.contains("  docs: BlogPostsSelected[];"), "{text}");
+    // What `expand` adds: the relation's target document, and back-relations as arrays.
+    assert!(
+        document.contains("  expand?: BlogPostsExpand;"),
+        "{document}"
+    );
+    assert!(block("BlogPostsExpand").contains("  author?: Users;"));
+    assert!(block("UsersExpand").contains("  \"blog-posts_via_author\"?: BlogPosts[];"));
 }
 
 #[test]

@@ -7,6 +7,7 @@ import type {
   LucentJson,
   Posts,
   PostsCreate,
+  PostsExpand,
   PostsPage,
   PostsSelected,
   PostsUpdate,
@@ -50,6 +51,19 @@ export function relatedCount(post: Posts): number {
   return post.related.length;
 }
 
+// `expand=author,related,author.posts_via_author`: related documents under `expand`, each
+// optional (absent when not asked for or not readable), nested ones in their own `expand`.
+export function authorName(post: PostsSelected): string | null {
+  return post.expand?.author?.name ?? null;
+}
+export function relatedTitles(post: Posts): string[] {
+  return (post.expand?.related ?? []).map((p: Posts) => p.title);
+}
+export function authorsPosts(post: Posts): number {
+  return post.expand?.author?.expand?.posts_via_author?.length ?? 0;
+}
+export const expanded: PostsExpand = {};
+
 export function errorCode(answer: LucentError): string {
   return answer.error.details.length > 0 ? answer.error.details[0].code : answer.error.code;
 }
@@ -75,5 +89,9 @@ export function rename(post: Posts) { post.id = "x"; }
 export function leak(user: Users) { return user.password; }
 // @ts-expect-error: a selected document may lack its title
 export function unsafeTitle(post: PostsSelected): string { return post.title; }
+// @ts-expect-error: an expanded relation may be absent
+export function unsafeAuthor(post: Posts): string { return post.expand.author.name; }
+// @ts-expect-error: only relations are expanded
+export const expandedTitle: PostsExpand = { title: "x" };
 // @ts-expect-error: role is one of the options
 export const badRole: Users["role"] = "owner";

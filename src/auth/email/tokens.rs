@@ -6,7 +6,8 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::sea_query::{Cond, Expr, ExprTrait, Query};
-use sea_orm::{ConnectionTrait, DbErr};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, Statement};
+use sha2::{Digest, Sha256};
 
 use crate::db::Database;
 use crate::db::system::EmailTokens;
@@ -28,12 +29,51 @@ impl Purpose {
     }
 }
 
+/// Holds the mail lock of an account until `transaction` ends: on PostgreSQL an advisory lock
+/// (instances preparing mails for one account wait for each other); SQLite's one writer
+/// already runs one transaction at a time.
+///
+/// # Errors
+/// Database failures.
+pub async fn lock_account<C: ConnectionTrait>(
+    transaction: &C,
+    collection: &str,
+    user_id: &str,
+) -> Result<(), DbErr> {
+    if transaction.get_database_backend() != DbBackend::Postgres {
+        return Ok(());
+    }
+    let name = format!("lucent mail {collection}/{user_id}");
+    let hash = Sha256::digest(name.as_bytes());
+    let key = i64::from_be_bytes(hash[..8].try_into().expect("8 bytes"));
+    transaction
+        .execute_raw(Statement::from_sql_and_values(
+            DbBackend::Postgres,
+            "SELECT pg_advisory_xact_lock($1)",
+            [key.into()],
+        ))
+        .await
+        .map(drop)
+}
+
+/// Deletes a token (one a failed mail attempt made and never delivered).
+///
+/// # Errors
+/// Database failures.
+pub async fn delete<C: ConnectionTrait>(connection: &C, hash: &str) -> Result<(), DbErr> {
+    let mut delete = Query::delete();
+    delete
+        .from_table(EmailTokens::Table)
+        .and_where(Expr::col(EmailTokens::Hash).eq(hash));
+    connection.execute(&delete).await.map(drop)
+}
+
 /// How many tokens (= mails) an account was issued since `since`, of any purpose.
 ///
 /// # Errors
 /// Database failures.
-pub async fn issued_since(
-    db: &Database,
+pub async fn issued_since<C: ConnectionTrait>(
+    connection: &C,
     collection: &str,
     user_id: &str,
     since: DateTime<Utc>,
@@ -45,7 +85,7 @@ pub async fn issued_since(
         .and_where(Expr::col(EmailTokens::Collection).eq(collection))
         .and_where(Expr::col(EmailTokens::UserId).eq(user_id))
         .and_where(Expr::col(EmailTokens::CreatedAt).gt(since));
-    Ok(match db.writer().query_one(&select).await? {
+    Ok(match connection.query_one(&select).await? {
         Some(row) => row.try_get_by_index(0)?,
         None => 0,
     })
@@ -67,9 +107,8 @@ pub struct NewToken<'a> {
 ///
 /// # Errors
 /// Database failures.
-pub async fn insert(db: &Database, token: &NewToken<'_>) -> Result<(), DbErr> {
+pub async fn insert<C: ConnectionTrait>(writer: &C, token: &NewToken<'_>) -> Result<(), DbErr> {
     let now = now();
-    let writer = db.writer();
     if token.purpose == Purpose::Reset {
         let mut supersede = Query::update();
         supersede

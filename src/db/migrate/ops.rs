@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use super::snapshot::{CollectionDef, FieldDef, Kind, Snapshot};
-use crate::schema::SYSTEM_FIELDS;
+use crate::schema::{RESERVED_FIELDS, SYSTEM_FIELDS};
 
 /// One schema change, rendered to SQL for the engine at apply time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -194,7 +194,7 @@ fn check_name(collection: &CollectionDef, name: &str) -> Result<(), String> {
     let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic())
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    if !valid || SYSTEM_FIELDS.contains(&name) {
+    if !valid || SYSTEM_FIELDS.contains(&name) || RESERVED_FIELDS.contains(&name) {
         return Err(format!("invalid field name `{name}`"));
     }
     if collection.field(name).is_some() {

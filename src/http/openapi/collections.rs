@@ -4,7 +4,7 @@
 use serde_json::{Map, Value as Json, json};
 
 use super::schemas::{DOC_ID_PATTERN, list_parameters};
-use super::{Fail, Operation, json_body, object, schema_ref};
+use super::{Fail, Operation, expand, json_body, object, schema_ref};
 use crate::config::Config;
 use crate::schema::Collection;
 
@@ -31,9 +31,12 @@ pub fn paths(config: &Config, collection: &Collection, paths: &mut Map<String, J
     };
     let op = |id: &str, summary: &str| Operation::new(label, format!("{id}_{slug}"), summary);
     let to = |id: &str| format!("{id}_{slug}");
+    let expand = expand::parameter(&config.schema, collection);
+    let mut list_parameters = list_parameters(collection, config.server.max_limit);
+    list_parameters.extend(expand.clone());
     let list = op("list", &format!("List {label}"))
         .description("Only documents the read rule lets the caller see are listed and counted.")
-        .parameters(list_parameters(collection, config.server.max_limit))
+        .parameters(list_parameters)
         .answer("200", "one page", schema_ref(&format!("{slug}Page")))
         .uri_too_long()
         .errors(&[
@@ -65,6 +68,7 @@ pub fn paths(config: &Config, collection: &Collection, paths: &mut Map<String, J
     paths.insert(format!("/api/{slug}"), json!({"get": list, "post": create}));
 
     let get = op("get", "Get one document")
+        .parameters(expand.into_iter().collect())
         .answer("200", "the document", doc.clone())
         .link("200", "Update", to("update"), with_id("/doc/id"))
         .link("200", "Delete", to("delete"), with_id("/doc/id"))

@@ -4,11 +4,14 @@
 //! The document is meant to be exact, so that generated clients type-check real answers and
 //! testing tools find nothing to report: every status a route can answer is listed, request
 //! schemas carry the limits the server enforces, response schemas hold for every parameter
-//! (`select` makes fields optional), and `links` chain create → get → update → delete.
+//! (`select` makes fields optional, `expand` adds `expand`), and `links` chain create → get →
+//! update → delete.
 //! `tests/api/openapi.rs` holds it to that with schemathesis and a typed TypeScript client.
 
 mod auth;
+mod batch;
 mod collections;
+mod expand;
 mod schemas;
 
 use serde_json::{Map, Value as Json, json};
@@ -56,6 +59,8 @@ enum Security {
     Session,
     /// The session cookie, or nothing (a body carries what is needed).
     CookieOrNone,
+    /// Any of a bearer token, an API key or the session cookie, or none.
+    AnyOrNone,
     /// Credentials are not read at all.
     Ignored,
 }
@@ -132,7 +137,7 @@ impl Fail {
             }
             Fail::NotFound => "`not_found`: no such document, or one the caller may not read",
             Fail::Conflict => {
-                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document; `idempotency_in_progress`: the first request with this `Idempotency-Key` is still running (retry after `Retry-After` seconds)"
+                "`unique_violation`: a unique field's value is taken (`details[0].field` names it); `conflict`: a `restrict` relation still points at the document, or concurrent writes kept conflicting with a batch (retry it); `idempotency_in_progress`: the first request with this `Idempotency-Key` is still running (retry after `Retry-After` seconds)"
             }
             Fail::TooLarge => "`payload_too_large`: the body is over `server.body_limit`",
             Fail::MediaType => {
@@ -188,6 +193,7 @@ impl Operation {
             Security::SignedIn => json!([bearer, key, cookie]),
             Security::Session => json!([bearer, cookie]),
             Security::CookieOrNone => json!([cookie, {}]),
+            Security::AnyOrNone => json!([bearer, key, cookie, {}]),
             Security::Ignored => json!([]),
         };
         self.value["security"] = security;
@@ -290,6 +296,49 @@ fn idempotency_key() -> Json {
     })
 }
 
+/// `GET` and `POST /api/realtime` (docs/realtime.md).
+fn realtime() -> Json {
+    let body = json!({"required": true, "content": json_content(json!({
+        "type": "object",
+        "required": ["clientId"],
+        "additionalProperties": false,
+        "properties": {
+            "clientId": {"type": "string", "description": "from the stream's `connect` event"},
+            "subscriptions": {"type": "array", "maxItems": 100, "items": {"type": "string", "description": "`collection` or `collection/id`"}},
+            "filters": {"type": "object", "additionalProperties": {"type": "string"}, "description": "per topic, a filter expression (as a list's `filter`)"},
+        },
+    }))});
+    json!({
+        "get": Operation::new("Realtime", "realtimeStream".into(), "Open a realtime stream")
+            .description("Server-Sent Events: first `event: connect` with `{\"clientId\"}`, then one event per committed change of a subscribed topic (`event: <collection>` or `<collection>/<id>`, `data: {\"action\", \"record\"}`), a heartbeat comment every 25 s. The stream ends when the bound credentials end, when the client does not read, and when the server stops.")
+            .security(Security::Ignored)
+            .build()
+            .as_object()
+            .cloned()
+            .map(|mut op| {
+                op["responses"] = json!({
+                    "200": {"description": "the event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "503": {"description": "`unavailable`: `realtime.max_clients` clients are connected", "content": json_content(schema_ref("Error"))},
+                });
+                Json::Object(op)
+            })
+            .unwrap_or_default(),
+        "post": Operation::new("Realtime", "realtimeSubscribe".into(), "Set a realtime client's subscriptions")
+            .description("Replaces the client's subscriptions and, on the first call, binds this request's credentials to it (later calls need the same credentials). Events are judged with the bound caller's rules.")
+            .security(Security::AnyOrNone)
+            .body(body)
+            .errors(&[Fail::BadRequest, Fail::Unauthorized, Fail::Forbidden, Fail::NotFound, Fail::TooLarge, Fail::MediaType])
+            .build()
+            .as_object()
+            .cloned()
+            .map(|mut op| {
+                op["responses"]["204"] = json!({"description": "subscriptions set"});
+                Json::Object(op)
+            })
+            .unwrap_or_default(),
+    })
+}
+
 /// The whole document for `config`.
 pub fn document(config: &Config) -> Json {
     let mut paths = Map::new();
@@ -302,6 +351,7 @@ pub fn document(config: &Config) -> Json {
             .errors(&[Fail::BadRequest])
             .build()}),
     );
+    paths.insert("/api/realtime".into(), realtime());
     let mut schemas = Map::new();
     schemas.insert("Error".into(), error_schema());
     schemas.insert(
@@ -334,7 +384,12 @@ pub fn document(config: &Config) -> Json {
             schemas::input(collection, policy, schemas::Body::Update),
         );
         schemas.insert(format!("{slug}Page"), schemas::page(slug));
+        schemas.insert(
+            format!("{slug}Expand"),
+            expand::component(&config.schema, collection),
+        );
     }
+    batch::paths(config, &mut paths, &mut schemas);
     let mut responses: Map<String, Json> = Fail::ALL
         .iter()
         .map(|f| (f.name().to_string(), f.response()))

@@ -209,6 +209,10 @@ pub fn document(collection: &Collection, selected: bool) -> Json {
         }
     }
     system_fields(&mut properties);
+    properties.insert(
+        "expand".into(),
+        super::schema_ref(&format!("{}Expand", collection.slug)),
+    );
     if !selected {
         required.extend([json!("createdAt"), json!("updatedAt")]);
     }

@@ -54,7 +54,7 @@ impl Records {
     /// The database's.
     pub async fn importer(&self, dry_run: bool) -> Result<Importer<'_>> {
         let dry_run = match dry_run {
-            true => Some(self.db.begin().await?),
+            true => Some(self.db.writer().begin().await?),
             false => None,
         };
         let mut rank = vec![0; self.schema.collections.len()];
@@ -80,7 +80,7 @@ impl Importer<'_> {
     /// The database's (a lost connection, ...): nothing of the batch is then written.
     pub async fn write(&mut self, entries: Vec<Entry>) -> Result<Vec<Rejection>> {
         let transaction = match &self.dry_run {
-            Some(outer) => outer.begin().await?,
+            Some(outer) => outer.begin().await?.into(),
             None => self.records.db.begin().await?,
         };
         let writes = Writes::Within(&transaction);
