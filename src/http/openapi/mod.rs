@@ -317,7 +317,11 @@ fn realtime() -> Json {
             .cloned()
             .map(|mut op| {
                 op["responses"] = json!({
-                    "200": {"description": "the event stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}},
+                    "200": {"description": "the event stream", "content": {"text/event-stream": {"schema": {
+                        "description": "one event of the stream: `connect` (data `{\"clientId\"}`), then `<collection>` or `<collection>/<id>` (data `{\"action\", \"record\"}`)",
+                        "type": "object",
+                        "properties": {"event": {"type": "string"}, "data": {"type": "string"}, "id": {"type": "string"}, "retry": {"type": "integer"}},
+                    }}}},
                     "503": {"description": "`unavailable`: `realtime.max_clients` clients are connected", "content": json_content(schema_ref("Error"))},
                 });
                 Json::Object(op)
