@@ -2,6 +2,8 @@
 //! defaults of SPEC §6 filled in), and the decisions records make with them. Knows the rules and
 //! who is calling (`auth::principal`), nothing of records or of how credentials are checked.
 
+#[cfg(test)]
+mod config_fuzz;
 mod warnings;
 
 use std::sync::Arc;

@@ -204,3 +204,8 @@ fn write_private(path: &Path, contents: &str) -> std::io::Result<()> {
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     options.open(path)?.write_all(contents.as_bytes())
 }
+
+#[cfg(test)]
+mod change_events_tests;
+#[cfg(test)]
+mod import_tests;

@@ -6,8 +6,6 @@ mod decode;
 mod diag;
 pub mod editor_schema;
 mod env;
-#[cfg(test)]
-mod fuzz;
 pub mod json_schema;
 pub mod raw;
 mod sections;

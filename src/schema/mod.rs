@@ -304,7 +304,7 @@ pub enum OnDelete {
 ///    when a field changes type) and `diff.rs` (which type changes keep every row);
 /// 7. `rules/ir.rs` `Ty::of`: the type access rules and filters see;
 /// 8. `http/openapi/schemas.rs`: the field's JSON Schema in the OpenAPI document;
-/// 9. `docs/configuration.md` (the field type table) and the type list in `config/fuzz.rs`.
+/// 9. `docs/configuration.md` (the field type table) and the type list in `access/config_fuzz.rs`.
 ///
 /// A to-many relation (`many: Some(max_items)`) has no column: [`Field::has_column`] is false,
 /// and its ids live in a join table ([`join_table`]), written by `records/lists.rs` and loaded

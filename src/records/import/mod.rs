@@ -19,8 +19,6 @@ mod check;
 mod statements;
 mod waiting;
 mod writer;
-#[cfg(test)]
-mod writer_tests;
 
 use chrono::{DateTime, Utc};
 use serde_json::Value as Json;

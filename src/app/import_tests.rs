@@ -4,9 +4,8 @@
 
 use serde_json::{Value as Json, json};
 
-use super::Rejection;
-use crate::app::Lucent;
-use crate::records::Records;
+use super::Lucent;
+use crate::records::{Records, Rejection};
 
 const CONFIG: &str = r#"
 [collections.users.fields]

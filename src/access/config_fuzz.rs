@@ -10,8 +10,8 @@ use proptest::prelude::*;
 use proptest::sample::select;
 use proptest::test_runner::{Config as Cases, TestCaseError, TestRunner};
 
-use super::{Diagnostic, load_partial};
-use crate::access::Policies;
+use super::Policies;
+use crate::config::{Diagnostic, load_partial};
 
 /// Documents that once broke an invariant; checked before the random ones.
 const REGRESSIONS: &[(&str, &[(&str, &str)])] = &[
