@@ -13,7 +13,7 @@ use crate::access::Caller;
 use crate::auth::Principal;
 use crate::db::{Writes, to_sql_value};
 use crate::events::Change;
-use crate::schema::{Collection, Value, now};
+use crate::schema::{Collection, Field, Value, now};
 
 impl Records {
     /// Creates a document from a JSON body.
@@ -293,25 +293,26 @@ impl Records {
 /// Turns constraint failures into answers; anything else stays a database error.
 fn write_error(collection: &Collection, error: DbErr) -> Error {
     match error.sql_err() {
-        Some(SqlErr::UniqueConstraintViolation(message)) => {
-            let field = collection
-                .fields
-                .iter()
-                .filter(|f| f.unique)
-                .find(|f| {
-                    let index = format!("uq_{}_{}", collection.slug, f.name);
-                    let column = format!("{}.{}", collection.slug, f.name);
-                    message.contains(&index) || message.split([' ', ',']).any(|part| part == column)
-                })
+        Some(SqlErr::UniqueConstraintViolation(message)) => Error::Unique {
+            field: unique_field(collection, &message)
                 .map(|f| f.name.clone())
-                .unwrap_or_default();
-            Error::Unique { field }
-        }
+                .unwrap_or_default(),
+        },
         Some(SqlErr::ForeignKeyConstraintViolation(_)) => foreign_key_conflict(),
         // SQLite reports a RESTRICT violation with another extended code than the one sea-orm maps.
         _ if error.to_string().contains("FOREIGN KEY constraint failed") => foreign_key_conflict(),
         _ => Error::Database(error),
     }
+}
+
+/// The unique field a unique violation's message names: by its index (`uq_<collection>_<field>`)
+/// or, on SQLite, its column (`posts.slug`); `None` for the primary key.
+pub(super) fn unique_field<'a>(collection: &'a Collection, message: &str) -> Option<&'a Field> {
+    collection.fields.iter().filter(|f| f.unique).find(|f| {
+        let index = format!("uq_{}_{}", collection.slug, f.name);
+        let column = format!("{}.{}", collection.slug, f.name);
+        message.contains(&index) || message.split([' ', ',']).any(|part| part == column)
+    })
 }
 
 fn foreign_key_conflict() -> Error {

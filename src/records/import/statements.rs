@@ -12,6 +12,7 @@ use super::super::{Error, Result};
 use super::Entry;
 use super::waiting::Link;
 use crate::db::to_sql_value;
+use crate::records::write::unique_field;
 use crate::schema::{Collection, FieldError, FieldKind, Schema, Value, join_table};
 
 /// Bound parameters one statement takes at most: SQLite's limit is 32,766, PostgreSQL's 65,535.
@@ -197,14 +198,8 @@ pub(super) enum Refusal {
 pub(super) fn refusal(collection: &Collection, error: DbErr) -> Result<Refusal> {
     match error.sql_err() {
         Some(SqlErr::UniqueConstraintViolation(message)) => {
-            // As the API names the field: by the index (`uq_<collection>_<field>`) or, on
-            // SQLite, the column (`posts.slug`); anything else is the primary key.
-            let field = collection.fields.iter().filter(|f| f.unique).find(|f| {
-                let index = format!("uq_{}_{}", collection.slug, f.name);
-                let column = format!("{}.{}", collection.slug, f.name);
-                message.contains(&index) || message.split([' ', ',']).any(|part| part == column)
-            });
-            Ok(Refusal::Field(match field {
+            // As the API names the field; anything else is the primary key.
+            Ok(Refusal::Field(match unique_field(collection, &message) {
                 Some(field) => FieldError::new(
                     &field.name,
                     "unique",
